@@ -1,0 +1,447 @@
+"""Read genotype text into a :class:`~bnnzoo.dsl.types.Genotype`.
+
+Lark parses the text (LALR, built once per process); :class:`_Reader` then walks the tree,
+interprets keywords and values, and collects every problem it finds instead of stopping at
+the first, so that ``bnnzoo check`` can report them all.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Callable
+
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from bnnzoo import _resources
+from bnnzoo.dsl import spaces
+from bnnzoo.dsl.suggest import did_you_mean
+from bnnzoo.dsl.types import (
+    FORMAT_VERSION,
+    Basic,
+    Body,
+    Cell,
+    CellNetwork,
+    Edge,
+    Genotype,
+    Head,
+    Layer,
+    LayerList,
+    MBConv,
+    Node,
+    Skip,
+    Stem,
+)
+from bnnzoo.errors import GenotypeError, GenotypeSyntaxError, GenotypeValidationError, Position
+
+SETTINGS = ("name", "space", "input", "classes", "stem", "head", "shortcut", "channels", "reductions")
+BLOCKS = ("MB3", "MB5", "MB7", "skip", "basic")
+_MB = re.compile(r"MB([0-9]+)$")
+
+_TERMINAL_NAMES = {
+    "_NL": "end of line",
+    "WORD": "a word",
+    "INT": "a number",
+    "SHAPE": "a shape like 3x32x32",
+    "STRIDE": "a stride like s2",
+    "REPEAT": "a repeat like x2",
+    "STRING": 'a quoted string like "text"',
+    "$END": "end of file",
+}
+
+
+@functools.cache
+def _parser() -> Lark:
+    return Lark(_resources.grammar_path().read_text(encoding="utf-8"), parser="lalr")
+
+
+def read(text: str, path: str = "<string>") -> tuple[Genotype | None, list[GenotypeError]]:
+    """Parse ``text``; return the genotype (None when unusable) and every problem found."""
+    try:
+        tree = _parser().parse(text if text.endswith("\n") else text + "\n")
+    except UnexpectedInput as exc:
+        return None, [_syntax_error(exc, text, path)]
+    reader = _Reader(text, path)
+    genotype = reader.read(tree)
+    return genotype, reader.errors
+
+
+def _syntax_error(exc: UnexpectedInput, text: str, path: str) -> GenotypeSyntaxError:
+    line, column = max(exc.line, 1), max(exc.column, 1)
+    if isinstance(exc, UnexpectedCharacters):
+        message = f"unexpected character {text[exc.pos_in_stream]!r}"
+    elif isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken) and exc.token.type == "$END"):
+        message = "unexpected end of file"
+        line, column = _end_position(text)
+    else:
+        assert isinstance(exc, UnexpectedToken)
+        token = exc.token
+        shown = "end of line" if token.type == "_NL" else repr(str(token))
+        if token.type == "_NL":
+            line, column = _line_end(text, token.line)
+        message = f"unexpected {shown}"
+        if token.line == 1 and token.column == 1 or exc.state == 0:
+            message += "; a genotype file starts with 'bnnzoo 1'"
+    expected = _expected(exc)
+    if expected and "did you mean" not in message and "starts with" not in message:
+        message += "; expected " + " or ".join(expected)
+    return GenotypeSyntaxError(message, path=path, position=Position(line, column), source=text)
+
+
+def _expected(exc: UnexpectedInput) -> list[str]:
+    names = getattr(exc, "expected", None) or getattr(exc, "allowed", None) or set()
+    terminals = {t.name: t for t in _parser().terminals}
+    shown = []
+    for name in sorted(names):
+        if name in _TERMINAL_NAMES:
+            shown.append(_TERMINAL_NAMES[name])
+        elif name in terminals and terminals[name].pattern.type == "str":
+            shown.append(repr(terminals[name].pattern.value))
+    return sorted(set(shown))
+
+
+def _end_position(text: str) -> tuple[int, int]:
+    lines = text.rstrip("\n").splitlines() or [""]
+    return len(lines), len(lines[-1]) + 1
+
+
+def _line_end(text: str, line: int) -> tuple[int, int]:
+    lines = text.splitlines()
+    return line, (len(lines[line - 1]) + 1 if 0 < line <= len(lines) else 1)
+
+
+def _at(token: Token) -> Position:
+    return Position(token.line, token.column)
+
+
+class _Reader:
+    """Turn a parse tree into a Genotype, collecting errors with positions."""
+
+    def __init__(self, text: str, path: str) -> None:
+        self.text = text
+        self.path = path
+        self.errors: list[GenotypeError] = []
+        self.settings: dict[str, tuple[Token, list[Token]]] = {}
+        self.meta: dict[str, str] = {}
+        self.layer_count: Token | None = None
+        self.layers: LayerList | None = None
+        self.cells: dict[str, Cell] = {}
+        self.first_body: Token | None = None
+        self.start: Position | None = None
+
+    def error(self, message: str, at: Token | Position | None) -> None:
+        position = _at(at) if isinstance(at, Token) else at
+        self.errors.append(
+            GenotypeValidationError(message, path=self.path, position=position, source=self.text)
+        )
+
+    # -- top level ---------------------------------------------------------------------------
+
+    def read(self, tree: Tree) -> Genotype | None:
+        version_tree, *statements = tree.children
+        version = version_tree.children[0]
+        self.start = Position(version.line, 1)
+        if int(version) != FORMAT_VERSION:
+            self.error(f"unsupported format version {version}; this bnnzoo reads version 1", version)
+        handlers: dict[str, Callable[[Tree], None]] = {
+            "setting": self._setting,
+            "meta": self._meta,
+            "layer_count": self._layer_count,
+            "layers_block": self._layers_block,
+            "cell_block": self._cell_block,
+        }
+        for statement in statements:
+            handlers[statement.data](statement)
+        return self._assemble()
+
+    def _assemble(self) -> Genotype | None:
+        name = self._word("name")
+        space = self._choice("space", spaces.SPACES)
+        shape = self._shape()
+        classes = self._int("classes")
+        stem = self._stem()
+        head = self._head()
+        shortcut = self._choice("shortcut", spaces.SHORTCUT_KINDS, spaces.DEFAULT_SHORTCUT)
+        body = self._body(space)
+        missing = [key for key in ("name", "space", "input", "classes", "stem") if key not in self.settings]
+        for key in missing:
+            self.error(f"missing setting '{key}'{_EXAMPLES[key]}", self.start)
+        if self.errors or None in (name, space, shape, classes, stem, head, body):
+            return None
+        return Genotype(
+            name=name,
+            space=space,
+            input_shape=shape,
+            num_classes=classes,
+            stem=stem,
+            head=head,
+            body=body,
+            shortcut=shortcut,
+            meta=tuple(self.meta.items()),
+            comments=_leading_comments(self.text),
+            path=self.path,
+            spans={key: _at(token) for key, (token, _) in self.settings.items()},
+        )
+
+    # -- statements --------------------------------------------------------------------------
+
+    def _setting(self, tree: Tree) -> None:
+        key, *values = tree.children
+        if key not in SETTINGS:
+            self.error(f"unknown setting '{key}'{did_you_mean(key, SETTINGS + ('layers', 'meta'))}", key)
+        elif key in self.settings:
+            previous = self.settings[key][0]
+            self.error(f"'{key}' is set twice (first on line {previous.line})", key)
+        else:
+            self.settings[str(key)] = (key, values)
+
+    def _meta(self, tree: Tree) -> None:
+        key, value = tree.children
+        if key in self.meta:
+            self.error(f"meta '{key}' is set twice", key)
+            return
+        try:
+            self.meta[str(key)] = json.loads(value)
+        except json.JSONDecodeError:
+            self.error('invalid escape in string; use \\" \\\\ \\n \\t or \\uXXXX', value)
+
+    def _layer_count(self, tree: Tree) -> None:
+        (count,) = tree.children
+        if self.layer_count is not None:
+            self.error(f"'layers' is set twice (first on line {self.layer_count.line})", count)
+        self.layer_count = count
+
+    def _layers_block(self, tree: Tree) -> None:
+        if self.layers is not None:
+            self.error("a genotype has one 'layers { ... }' block", _tree_start(tree))
+            return
+        layers = tuple(layer for child in tree.children if (layer := self._layer(child)) is not None)
+        self.layers = LayerList(layers)
+        self.first_body = self.first_body or _tree_start(tree)
+
+    def _cell_block(self, tree: Tree) -> None:
+        kind, *lines = tree.children
+        if kind not in spaces.CELL_KINDS:
+            self.error(f"unknown cell kind '{kind}'{did_you_mean(kind, spaces.CELL_KINDS)}", kind)
+            return
+        if kind in self.cells:
+            self.error(f"cell '{kind}' is defined twice", kind)
+            return
+        nodes = tuple(self._node(line) for line in lines if line.data == "node")
+        concats = [line for line in lines if line.data == "concat"]
+        for extra in concats[1:]:
+            self.error("a cell has one 'concat' line", extra.children[0])
+        if concats:
+            concat = tuple(int(index) for index in concats[0].children)
+        else:
+            concat = tuple(node.index for node in nodes)
+        spans = {"kind": _at(kind)}
+        if concats:
+            spans["concat"] = _at(concats[0].children[0])
+        self.cells[str(kind)] = Cell(str(kind), nodes, concat, spans=spans)
+        self.first_body = self.first_body or kind
+
+    # -- layers and cells --------------------------------------------------------------------
+
+    def _layer(self, tree: Tree) -> Layer | None:
+        word = tree.children[0]
+        parts = {_part(child): child for child in tree.children[1:]}
+        argument = parts.get("argument")
+        argument_token = argument.children[0] if argument is not None else None
+        channels = parts.get("INT")
+        stride = int(parts["STRIDE"][1:]) if "STRIDE" in parts else 1
+        repeat = int(parts["REPEAT"][1:]) if "REPEAT" in parts else 1
+        spans = {"block": _at(word)} | {key: _at(_first_token(value)) for key, value in parts.items()}
+        spans = {("channels" if k == "INT" else k.lower()): v for k, v in spans.items()}
+        match = _MB.match(word)
+        if match:
+            if argument_token is None or argument_token.type != "INT":
+                self.error(f"'{word}' needs an expansion ratio, e.g. {word}(6)", word)
+                return None
+            if channels is None:
+                self.error(f"'{word}({argument_token})' needs its output channels, e.g. {word}(6) 64", word)
+                return None
+            return MBConv(int(match.group(1)), int(argument_token), int(channels), stride, repeat, spans)
+        if word == "skip":
+            if argument is not None or channels is not None or "STRIDE" in parts:
+                self.error("'skip' is the identity: it takes no expansion, channels or stride", word)
+                return None
+            return Skip(repeat, spans)
+        if word == "basic":
+            if argument_token is None or argument_token not in spaces.BASIC_DOWNSAMPLES:
+                hint = " or ".join(f"basic({kind})" for kind in spaces.BASIC_DOWNSAMPLES)
+                self.error(f"'basic' needs its downsample shortcut kind: {hint}", argument_token or word)
+                return None
+            if channels is None:
+                self.error("'basic' needs its output channels, e.g. basic(binary) 64", word)
+                return None
+            return Basic(str(argument_token), int(channels), stride, repeat, spans)
+        self.error(f"unknown block '{word}'{did_you_mean(word, BLOCKS)}", word)
+        return None
+
+    def _node(self, tree: Tree) -> Node:
+        index, *edges = tree.children
+        return Node(
+            int(index),
+            tuple(
+                Edge(str(op), int(source), spans={"op": _at(op), "input": _at(source)})
+                for op, source in (edge.children for edge in edges)
+            ),
+            spans={"index": _at(index)},
+        )
+
+    def _body(self, space: str | None) -> Body | None:
+        if self.layers is not None and (self.cells or self.layer_count is not None):
+            self.error("a genotype has either a 'layers { ... }' block or cells, not both", self.first_body)
+            return None
+        if space == "bnas":
+            return self._cell_network()
+        if space in spaces.LAYER_LIST_SPACES:
+            if self.cells:
+                self.error(f"cells belong to the bnas space, not '{space}'", self.first_body)
+                return None
+            if self.layers is None:
+                self.error(f"the {space} space needs a 'layers {{ ... }}' block", self.start)
+                return None
+            return self.layers
+        return None
+
+    def _cell_network(self) -> CellNetwork | None:
+        if self.layers is not None:
+            self.error("the bnas space has cells, not a 'layers { ... }' block", self.first_body)
+            return None
+        for kind in spaces.CELL_KINDS:
+            if kind not in self.cells:
+                self.error(f"missing 'cell {kind} {{ ... }}'", self.start)
+        if self.layer_count is None:
+            self.error("missing setting 'layers', the number of cells, e.g. 'layers 20'", self.start)
+        channels = self._int("channels")
+        if "channels" not in self.settings:
+            self.error("missing setting 'channels', the initial channels, e.g. 'channels 36'", self.start)
+        if self.errors or self.layer_count is None or channels is None:
+            return None
+        layers = int(self.layer_count)
+        reductions = self._ints("reductions")
+        if reductions is None:
+            reductions = (layers // 3, 2 * layers // 3)
+        spans = {"layers": _at(self.layer_count)}
+        if "reductions" in self.settings:
+            spans["reductions"] = _at(self.settings["reductions"][0])
+        spans["channels"] = _at(self.settings["channels"][0])
+        return CellNetwork(layers, channels, reductions, self.cells["normal"], self.cells["reduction"], spans)
+
+    # -- typed setting values ----------------------------------------------------------------
+
+    def _values(self, key: str, types: tuple[str, ...], example: str) -> list[Token] | None:
+        if key not in self.settings:
+            return None
+        token, values = self.settings[key]
+        if len(values) != len(types) or any(v.type != t for v, t in zip(values, types)):
+            self.error(f"'{key}' expects {example}", values[0] if values else token)
+            return None
+        return values
+
+    def _word(self, key: str) -> str | None:
+        values = self._values(key, ("WORD",), f"one word, e.g. '{key} mbconv_a'")
+        return str(values[0]) if values else None
+
+    def _int(self, key: str) -> int | None:
+        values = self._values(key, ("INT",), f"one number, e.g. '{key} 10'")
+        return int(values[0]) if values else None
+
+    def _ints(self, key: str) -> tuple[int, ...] | None:
+        if key not in self.settings:
+            return None
+        token, values = self.settings[key]
+        if any(value.type != "INT" for value in values):
+            self.error(f"'{key}' expects cell indices, e.g. '{key} 6 13'", token)
+            return None
+        return tuple(int(value) for value in values)
+
+    def _choice(self, key: str, choices: tuple[str, ...], default: str | None = None) -> str | None:
+        values = self._values(key, ("WORD",), "one of: " + ", ".join(choices))
+        if values is None:
+            return default if key not in self.settings else None
+        if values[0] not in choices:
+            self.error(f"unknown {key} '{values[0]}'{did_you_mean(values[0], choices)}", values[0])
+            return None
+        return str(values[0])
+
+    def _shape(self) -> tuple[int, int, int] | None:
+        values = self._values("input", ("SHAPE",), "channels x height x width, e.g. 'input 3x32x32'")
+        if not values:
+            return None
+        channels, height, width = (int(part) for part in values[0].split("x"))
+        return channels, height, width
+
+    def _stem(self) -> Stem | None:
+        if "stem" not in self.settings:
+            return None
+        token, values = self.settings["stem"]
+        kinds = [v for v in values if v.type == "WORD" and not re.fullmatch(r"s[0-9]+", v)]
+        numbers = [v for v in values if v.type == "INT"]
+        strides = [v for v in values if v.type == "WORD" and re.fullmatch(r"s[0-9]+", v)]
+        if len(kinds) != 1 or len(numbers) != 1 or len(strides) > 1 or len(values) > 3:
+            self.error(
+                "'stem' expects a kind, channels and an optional stride, e.g. 'stem conv3x3 48'", token
+            )
+            return None
+        kind = kinds[0]
+        if kind not in spaces.STEM_KINDS:
+            self.error(f"unknown stem '{kind}'{did_you_mean(kind, spaces.STEM_KINDS)}", kind)
+            return None
+        stride = int(strides[0][1:]) if strides else 1
+        spans = {"kind": _at(kind), "channels": _at(numbers[0])}
+        if strides:
+            spans["stride"] = _at(strides[0])
+        return Stem(int(kind[-1]), int(numbers[0]), stride, spans)
+
+    def _head(self) -> Head | None:
+        if "head" not in self.settings:
+            return Head()
+        token, values = self.settings["head"]
+        if len(values) != 2 or any(v.type != "WORD" for v in values):
+            self.error("'head' expects a pooling and a classifier, e.g. 'head avgpool fc'", token)
+            return None
+        pool, classifier = values
+        for value, choices in ((pool, spaces.HEAD_POOLS), (classifier, spaces.HEAD_CLASSIFIERS)):
+            if value not in choices:
+                self.error(f"unknown head part '{value}'{did_you_mean(value, choices)}", value)
+                return None
+        return Head(str(pool), str(classifier), {"pool": _at(pool), "classifier": _at(classifier)})
+
+
+_EXAMPLES = {
+    "name": ", e.g. 'name my_model'",
+    "space": ", one of: " + ", ".join(spaces.SPACES),
+    "input": ", e.g. 'input 3x32x32'",
+    "classes": ", e.g. 'classes 10'",
+    "stem": ", e.g. 'stem conv3x3 48'",
+}
+
+
+def _part(child: Tree | Token) -> str:
+    return child.data if isinstance(child, Tree) else child.type
+
+
+def _first_token(node: Tree | Token) -> Token:
+    return node if isinstance(node, Token) else next(node.scan_values(lambda v: isinstance(v, Token)))
+
+
+def _tree_start(tree: Tree) -> Position | None:
+    token = next(tree.scan_values(lambda v: isinstance(v, Token)), None)
+    return _at(token) if token is not None else None
+
+
+def _leading_comments(text: str) -> tuple[str, ...]:
+    comments = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if not stripped.startswith("#"):
+            break
+        comments.append(stripped[1:].removeprefix(" ").rstrip())
+    return tuple(comments)

@@ -1,0 +1,198 @@
+"""Semantic checks of a genotype: the space's choices, sane bounds and consistent shapes.
+
+Checks run on the typed genotype, so genotypes built in code (by the search, say) are held to
+the same rules as parsed files. Positions come from the spans the reader recorded, when any.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from bnnzoo.dsl import spaces
+from bnnzoo.dsl.suggest import did_you_mean
+from bnnzoo.dsl.types import Basic, Cell, CellNetwork, Genotype, LayerList, MBConv, Skip
+from bnnzoo.errors import GenotypeValidationError, Position
+
+Problem = tuple[str, Position | None]
+
+
+def validate(genotype: Genotype, source: str | None = None) -> list[GenotypeValidationError]:
+    """Return every problem in ``genotype`` as located errors (empty when valid)."""
+    return [
+        GenotypeValidationError(message, path=genotype.path, position=position, source=source)
+        for message, position in _problems(genotype)
+    ]
+
+
+def _problems(g: Genotype) -> Iterator[Problem]:
+    channels, height, width = g.input_shape
+    yield from _bound("input channels", channels, 1, spaces.MAX_INPUT_CHANNELS, g.spans, "input")
+    yield from _bound("input height", height, 1, spaces.MAX_INPUT_SIZE, g.spans, "input")
+    yield from _bound("input width", width, 1, spaces.MAX_INPUT_SIZE, g.spans, "input")
+    yield from _bound("classes", g.num_classes, 1, spaces.MAX_CLASSES, g.spans, "classes")
+    yield from _bound("stem channels", g.stem.channels, 1, spaces.MAX_CHANNELS, g.stem.spans, "channels")
+    yield from _stride(g.stem.stride, g.stem.spans)
+    if g.space != "mbconv" and g.shortcut != spaces.DEFAULT_SHORTCUT:
+        yield f"'shortcut' applies to the mbconv space only, not '{g.space}'", g.spans.get("shortcut")
+    if isinstance(g.body, LayerList):
+        yield from _layer_list(g, g.body)
+    else:
+        yield from _cell_network(g, g.body)
+    estimate = estimate_parameters(g)
+    if estimate > spaces.MAX_PARAMETERS:
+        yield (
+            f"the network would have about {estimate / 1e6:.0f} M parameters, over the limit of "
+            f"{spaces.MAX_PARAMETERS / 1e6:.0f} M; reduce channels, expansions or depth",
+            g.spans.get("name"),
+        )
+
+
+def _bound(
+    what: str, value: int, low: int, high: int, spans: Mapping[str, Position], key: str
+) -> Iterator[Problem]:
+    if not low <= value <= high:
+        yield f"{what} must be between {low} and {high}, got {value}", spans.get(key)
+
+
+def _stride(stride: int, spans: Mapping[str, Position]) -> Iterator[Problem]:
+    if stride not in (1, 2):
+        yield f"stride must be 1 or 2, got {stride}", spans.get("stride")
+
+
+def _max_reductions(g: Genotype) -> int:
+    smallest = min(g.input_shape[1:])
+    return max(smallest.bit_length() - 1, 0)
+
+
+def _layer_list(g: Genotype, body: LayerList) -> Iterator[Problem]:
+    allowed = (MBConv, Skip) if g.space == "mbconv" else (Basic,)
+    if not body.layers:
+        yield "the 'layers' block is empty", body.spans.get("block")
+    total = sum(layer.repeat for layer in body.layers)
+    if total > spaces.MAX_LAYERS:
+        yield f"the network has {total} layers, over the limit of {spaces.MAX_LAYERS}", None
+    reductions = int(g.stem.stride == 2)
+    limit = _max_reductions(g)
+    for layer in body.layers:
+        where = layer.spans.get("block")
+        if not isinstance(layer, allowed):
+            names = "MB k (e) blocks and skip" if g.space == "mbconv" else "basic blocks"
+            yield f"the {g.space} space has {names}, not '{_block_name(layer)}'", where
+            continue
+        yield from _bound("repeat", layer.repeat, 1, spaces.MAX_REPEAT, layer.spans, "repeat")
+        if isinstance(layer, Skip):
+            continue
+        yield from _bound("channels", layer.channels, 1, spaces.MAX_CHANNELS, layer.spans, "channels")
+        yield from _stride(layer.stride, layer.spans)
+        if isinstance(layer, MBConv):
+            if layer.kernel not in spaces.MBCONV_KERNELS:
+                kernels = ", ".join(str(k) for k in spaces.MBCONV_KERNELS)
+                yield f"kernel {layer.kernel} is outside the mbconv space (kernels {kernels})", where
+            yield from _bound(
+                "expansion", layer.expansion, 1, spaces.MBCONV_MAX_EXPANSION, layer.spans, "argument"
+            )
+        if layer.stride == 2:
+            reductions += 1
+            if reductions == limit + 1:
+                h, w = g.input_shape[1:]
+                yield (
+                    f"too many stride-2 reductions: input {h}x{w} allows at most {limit}",
+                    layer.spans.get("stride", where),
+                )
+
+
+def _block_name(layer: object) -> str:
+    if isinstance(layer, MBConv):
+        return f"MB{layer.kernel}({layer.expansion})"
+    return "skip" if isinstance(layer, Skip) else "basic"
+
+
+def _cell_network(g: Genotype, body: CellNetwork) -> Iterator[Problem]:
+    yield from _bound("layers", body.layers, 1, spaces.MAX_CELL_LAYERS, body.spans, "layers")
+    yield from _bound("channels", body.channels, 1, spaces.MAX_CHANNELS, body.spans, "channels")
+    where = body.spans.get("reductions")
+    if list(body.reductions) != sorted(set(body.reductions)):
+        yield "reductions must be distinct cell indices in increasing order", where
+    for index in body.reductions:
+        if not 0 <= index < body.layers:
+            yield f"reduction at cell {index} is outside the network's cells 0..{body.layers - 1}", where
+    limit = _max_reductions(g)
+    count = len(body.reductions) + int(g.stem.stride == 2)
+    if count > limit:
+        h, w = g.input_shape[1:]
+        yield f"too many reductions: input {h}x{w} allows at most {limit}, got {count}", where
+    for cell in (body.normal, body.reduction):
+        yield from _cell(cell)
+
+
+def _cell(cell: Cell) -> Iterator[Problem]:
+    where = cell.spans.get("kind")
+    if not 1 <= len(cell.nodes) <= spaces.MAX_CELL_NODES:
+        yield (
+            f"a cell has 1 to {spaces.MAX_CELL_NODES} nodes, the {cell.kind} cell has {len(cell.nodes)}",
+            where,
+        )
+    last = spaces.CELL_INPUTS + len(cell.nodes) - 1
+    for position, node in enumerate(cell.nodes):
+        expected = spaces.CELL_INPUTS + position
+        node_at = node.spans.get("index", where)
+        if node.index != expected:
+            yield (
+                f"nodes are numbered in order from {spaces.CELL_INPUTS}: expected node {expected}, got {node.index}",
+                node_at,
+            )
+            continue
+        if not 1 <= len(node.edges) <= spaces.MAX_EDGES_PER_NODE:
+            yield f"node {node.index} needs 1 to {spaces.MAX_EDGES_PER_NODE} edges", node_at
+        for edge in node.edges:
+            if edge.op not in spaces.BNAS_OPS:
+                yield f"unknown op '{edge.op}'{did_you_mean(edge.op, spaces.BNAS_OPS)}", edge.spans.get("op")
+            input_at = edge.spans.get("input")
+            if edge.input == node.index:
+                yield f"node {node.index} has an edge that points at itself", input_at
+            elif node.index < edge.input <= last:
+                yield (
+                    f"node {node.index} has an edge from node {edge.input}, which is computed later",
+                    input_at,
+                )
+            elif edge.input > last or edge.input < 0:
+                yield (
+                    f"node {node.index} has an edge from missing node {edge.input} "
+                    f"(inputs are 0 and 1, nodes {spaces.CELL_INPUTS}..{last})",
+                    input_at,
+                )
+    concat_at = cell.spans.get("concat", where)
+    if not cell.concat:
+        yield "'concat' needs at least one node", concat_at
+    if len(set(cell.concat)) != len(cell.concat):
+        yield "'concat' lists a node twice", concat_at
+    for index in cell.concat:
+        if not spaces.CELL_INPUTS <= index <= last:
+            yield f"'concat' names missing node {index} (nodes are {spaces.CELL_INPUTS}..{last})", concat_at
+
+
+def estimate_parameters(g: Genotype) -> int:
+    """A quick upper estimate of the parameter count, used only to refuse absurd networks."""
+    channels = g.stem.channels
+    total = g.input_shape[0] * channels * g.stem.kernel**2
+    if isinstance(g.body, LayerList):
+        for layer in g.body.layers:
+            if isinstance(layer, MBConv):
+                hidden = channels * layer.expansion
+                block = channels * hidden + layer.kernel**2 * hidden * hidden // 2 + hidden * layer.channels
+            elif isinstance(layer, Basic):
+                block = 9 * channels * layer.channels + 9 * layer.channels**2 + channels * layer.channels
+            else:
+                continue
+            total += block * layer.repeat
+            channels = layer.channels
+    else:
+        body = g.body
+        width = body.channels
+        edges = max(sum(len(node.edges) for node in cell.nodes) for cell in (body.normal, body.reduction))
+        for index in range(body.layers):
+            if index in body.reductions:
+                width *= 2
+            total += edges * 25 * width * width + 2 * (4 * width) * width
+        channels = 4 * width
+    return total + channels * g.num_classes
