@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from bnnzoo import _resources
-from bnnzoo.dsl.suggest import did_you_mean
+from bnnzoo._suggest import did_you_mean
 from bnnzoo.dsl.types import Genotype
 from bnnzoo.errors import BnnzooError
 

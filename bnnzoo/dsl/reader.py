@@ -17,7 +17,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from bnnzoo import _resources
 from bnnzoo.dsl import spaces
-from bnnzoo.dsl.suggest import did_you_mean
+from bnnzoo._suggest import did_you_mean
 from bnnzoo.dsl.types import (
     FORMAT_VERSION,
     Basic,

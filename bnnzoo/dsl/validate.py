@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from bnnzoo.dsl import spaces
-from bnnzoo.dsl.suggest import did_you_mean
+from bnnzoo._suggest import did_you_mean
 from bnnzoo.dsl.types import Basic, Cell, CellNetwork, Genotype, LayerList, MBConv, Skip
 from bnnzoo.errors import GenotypeValidationError, Position
 
@@ -73,6 +73,7 @@ def _layer_list(g: Genotype, body: LayerList) -> Iterator[Problem]:
         yield f"the network has {total} layers, over the limit of {spaces.MAX_LAYERS}", None
     reductions = int(g.stem.stride == 2)
     limit = _max_reductions(g)
+    channels = g.stem.channels
     for layer in body.layers:
         where = layer.spans.get("block")
         if not isinstance(layer, allowed):
@@ -85,12 +86,14 @@ def _layer_list(g: Genotype, body: LayerList) -> Iterator[Problem]:
         yield from _bound("channels", layer.channels, 1, spaces.MAX_CHANNELS, layer.spans, "channels")
         yield from _stride(layer.stride, layer.spans)
         if isinstance(layer, MBConv):
+            yield from _mbconv_channels(layer, channels)
             if layer.kernel not in spaces.MBCONV_KERNELS:
                 kernels = ", ".join(str(k) for k in spaces.MBCONV_KERNELS)
                 yield f"kernel {layer.kernel} is outside the mbconv space (kernels {kernels})", where
             yield from _bound(
                 "expansion", layer.expansion, 1, spaces.MBCONV_MAX_EXPANSION, layer.spans, "argument"
             )
+        channels = layer.channels
         if layer.stride == 2:
             reductions += 1
             if reductions == limit + 1:
@@ -99,6 +102,23 @@ def _layer_list(g: Genotype, body: LayerList) -> Iterator[Problem]:
                     f"too many stride-2 reductions: input {h}x{w} allows at most {limit}",
                     layer.spans.get("stride", where),
                 )
+
+
+def _mbconv_channels(layer: MBConv, in_channels: int) -> Iterator[Problem]:
+    where = layer.spans.get("channels")
+    if layer.channels < in_channels:
+        yield (
+            f"an MB block cannot reduce channels ({in_channels} -> {layer.channels}): "
+            "its parameter-free shortcut only fills channels up",
+            where,
+        )
+    hidden = in_channels * layer.expansion
+    if hidden % spaces.MBCONV_GROUPS:
+        yield (
+            f"MB{layer.kernel}({layer.expansion}) after {in_channels} channels expands to {hidden}, "
+            f"which its g={spaces.MBCONV_GROUPS} group conv cannot split; use an even expansion or even channels",
+            layer.spans.get("argument"),
+        )
 
 
 def _block_name(layer: object) -> str:
@@ -123,6 +143,14 @@ def _cell_network(g: Genotype, body: CellNetwork) -> Iterator[Problem]:
         yield f"too many reductions: input {h}x{w} allows at most {limit}, got {count}", where
     for cell in (body.normal, body.reduction):
         yield from _cell(cell)
+    if len(body.normal.concat) != len(body.reduction.concat):
+        yield (
+            "the normal and reduction cells must concatenate the same number of nodes "
+            "(the cell-level residual adds cells of equal width)",
+            body.reduction.spans.get("concat"),
+        )
+    if body.channels % 2:
+        yield "channels must be even (the factorized reduction splits them in two)", body.spans.get("channels")
 
 
 def _cell(cell: Cell) -> Iterator[Problem]:

@@ -1,0 +1,120 @@
+"""The zoo's timm entry points: one per genotype file in ``genotypes/``, plus ``bnnzoo_genotype``.
+
+Like a timm model file: ``default_cfgs`` holds each model's pretrained configs, the entry points
+are thin and build through ``build_model_with_cfg``. The zoo entry points are generated from the
+genotype files, so the files are the single list of zoo models.
+``bnnzoo_genotype`` builds any genotype passed as text in ``genotype=``; a Hub ``config.json``
+whose ``model_args`` carry the genotype rebuilds a searched model this way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model, resolve_pretrained_cfg
+
+from bnnzoo import dsl
+from bnnzoo.build.network import BinaryNet
+from bnnzoo.dsl.library import zoo_genotype, zoo_genotype_names
+from bnnzoo.dsl.types import Genotype
+from bnnzoo.errors import ModelError
+
+GENERIC_ARCHITECTURE = "bnnzoo_genotype"
+PAPER_ID = "doi:10.1109/WACV56688.2023.00244"
+# Table 3's models are CIFAR-10 models: untrained configs carry CIFAR-10 normalisation.
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+_WEIGHTS_FILE = "weights.json"
+
+
+def _published_weights() -> dict[str, dict[str, dict[str, Any]]]:
+    from importlib import resources
+
+    data = json.loads(resources.files(__package__).joinpath(_WEIGHTS_FILE).read_text(encoding="utf-8"))
+    return data["models"]
+
+
+def _cfg(genotype: Genotype | None = None, **overrides: Any) -> dict[str, Any]:
+    channels, height, width = genotype.input_shape if genotype else (3, 32, 32)
+    cfg = {
+        "url": "",
+        "input_size": (channels, height, width),
+        "num_classes": genotype.num_classes if genotype else 10,
+        "pool_size": None,
+        "crop_pct": 1.0,
+        "interpolation": "bilinear",
+        "mean": CIFAR10_MEAN[:channels] if channels <= 3 else (0.5,) * channels,
+        "std": CIFAR10_STD[:channels] if channels <= 3 else (0.5,) * channels,
+        "first_conv": "stem.conv",
+        "classifier": "fc",
+        "paper_ids": PAPER_ID,
+        "license": "apache-2.0",
+    }
+    return {**cfg, **overrides}
+
+
+def _zoo_cfgs() -> dict[str, dict[str, Any]]:
+    published = _published_weights()
+    cfgs: dict[str, dict[str, Any]] = {}
+    for name in zoo_genotype_names():
+        genotype = zoo_genotype(name)
+        # The untagged config has no weights; trained tags follow, as published.
+        cfgs[f"{name}.untrained"] = _cfg(genotype)
+        for tag, weights in published.get(name, {}).items():
+            cfgs[f"{name}.{tag}"] = _cfg(genotype, **weights)
+    cfgs[f"{GENERIC_ARCHITECTURE}.untrained"] = _cfg()
+    return cfgs
+
+
+default_cfgs = generate_default_cfgs(_zoo_cfgs())
+
+
+# timm's feature wrapper over ``forward_intermediates``; ``None`` takes every tap of the model.
+FEATURE_CFG = {"feature_cls": "getter", "out_indices": None}
+
+
+def _create(variant: str, genotype: Genotype, pretrained: bool = False, **kwargs: Any) -> BinaryNet:
+    if pretrained:
+        cfg = resolve_pretrained_cfg(
+            variant,
+            pretrained_cfg=kwargs.get("pretrained_cfg"),
+            pretrained_cfg_overlay=kwargs.get("pretrained_cfg_overlay"),
+        )
+        if not cfg.has_weights:
+            raise ModelError(
+                f"'{variant}' (tag '{cfg.tag}') has no trained weights; "
+                "see bnnzoo.list_models(pretrained=True) for the tags that have them"
+            )
+    return build_model_with_cfg(
+        BinaryNet,
+        variant,
+        pretrained,
+        genotype=genotype,
+        feature_cfg=dict(FEATURE_CFG),
+        **kwargs,
+    )
+
+
+def _zoo_entrypoint(name: str) -> Callable[..., BinaryNet]:
+    def entrypoint(pretrained: bool = False, **kwargs: Any) -> BinaryNet:
+        return _create(name, zoo_genotype(name), pretrained, **kwargs)
+
+    entrypoint.__name__ = entrypoint.__qualname__ = name
+    entrypoint.__doc__ = "\n".join(zoo_genotype(name).comments)
+    return entrypoint
+
+
+for _name in zoo_genotype_names():
+    register_model(_zoo_entrypoint(_name))
+
+
+@register_model
+def bnnzoo_genotype(pretrained: bool = False, genotype: str | Genotype | None = None, **kwargs: Any) -> BinaryNet:
+    """Any genotype, given as DSL text (as in a Hub config's ``model_args``) or a Genotype."""
+    if genotype is None:
+        raise ModelError("bnnzoo_genotype needs genotype=<genotype text>")
+    if isinstance(genotype, str):
+        genotype = dsl.parse(genotype, "<model_args.genotype>")
+    return _create(GENERIC_ARCHITECTURE, genotype, pretrained, **kwargs)
