@@ -1,11 +1,14 @@
-"""``bnnzoo list``: the zoo's models."""
+"""``bnnzoo list`` and ``bnnzoo info``: the zoo's models and their op counts."""
 
 from __future__ import annotations
 
 import argparse
 import fnmatch
+import json
 
-from bnnzoo.dsl.library import zoo_genotype, zoo_genotype_names
+from bnnzoo.dsl.library import resolve_genotype, zoo_genotype, zoo_genotype_names
+from bnnzoo.profile import profile, published_row
+from bnnzoo.profile.report import format_layers, format_row, info_dict
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -13,10 +16,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing.add_argument("pattern", nargs="?", default="*", help="a glob such as 'mbconv_*'")
     listing.set_defaults(run=run_list)
 
+    info = subparsers.add_parser("info", help="op counts of a model, beside the paper's figures")
+    info.add_argument("model", metavar="NAME|FILE")
+    info.add_argument("--json", action="store_true", help="print JSON (schema bnnzoo.info/1)")
+    info.add_argument("--layers", action="store_true", help="add a per-layer table")
+    info.set_defaults(run=run_info)
+
 
 def run_list(args: argparse.Namespace) -> int:
     for name in zoo_genotype_names():
         if fnmatch.fnmatch(name, args.pattern):
             genotype = zoo_genotype(name)
-            print(f"{name:20s} {genotype.space:7s} {'x'.join(map(str, genotype.input_shape))}")
+            kind = (
+                "reconstruction"
+                if genotype.metadata.get("reconstruction") == "true"
+                else "published structure"
+            )
+            print(f"{name:20s} {genotype.space:7s} {'x'.join(map(str, genotype.input_shape)):9s} {kind}")
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    genotype = resolve_genotype(args.model)
+    result = profile(genotype)
+    info = info_dict(genotype.name, genotype.space, result, published_row(genotype.name), layers=args.layers)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(format_row(info))
+    if args.layers:
+        print()
+        print(format_layers(result))
     return 0

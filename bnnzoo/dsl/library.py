@@ -44,4 +44,4 @@ def resolve_genotype(name_or_path: str | os.PathLike | Genotype) -> Genotype:
     text = os.fspath(name_or_path)
     if text.endswith(SUFFIX) or os.sep in text or Path(text).is_file():
         return load_genotype(text)
-    return zoo_genotype(text)
+    return zoo_genotype(text.split(".", 1)[0])  # "mbconv_a.fashion_mnist" names a tag of mbconv_a

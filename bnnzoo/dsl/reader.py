@@ -16,8 +16,8 @@ from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from bnnzoo import _resources
-from bnnzoo.dsl import spaces
 from bnnzoo._suggest import did_you_mean
+from bnnzoo.dsl import spaces
 from bnnzoo.dsl.types import (
     FORMAT_VERSION,
     Basic,
@@ -233,10 +233,8 @@ class _Reader:
         concats = [line for line in lines if line.data == "concat"]
         for extra in concats[1:]:
             self.error("a cell has one 'concat' line", extra.children[0])
-        if concats:
-            concat = tuple(int(index) for index in concats[0].children)
-        else:
-            concat = tuple(node.index for node in nodes)
+        default = tuple(node.index for node in nodes)
+        concat = tuple(int(index) for index in concats[0].children) if concats else default
         spans = {"kind": _at(kind)}
         if concats:
             spans["concat"] = _at(concats[0].children[0])

@@ -49,3 +49,12 @@ MAX_CELL_LAYERS = 100
 MAX_CELL_NODES = 8
 MAX_EDGES_PER_NODE = 8
 MAX_PARAMETERS = 200_000_000
+
+# The searchable MBConv space, shared by `bnnzoo search --space mbconv` and the fitting tool that
+# reconstructed the zoo's MBConv models: per layer, MB k (e) for these kernels and expansions, or
+# skip (not on the first layer of a stage, which changes the shape); a real 3x3 stem; stages of
+# fixed depth whose first layer carries the stride; widths never narrow.
+MBCONV_SEARCH_KERNELS = (3, 5)
+MBCONV_SEARCH_EXPANSIONS = (1, 2, 3, 4, 6)
+MBCONV_STAGE_DEPTHS = (2, 3, 4, 4)
+MBCONV_STAGE_STRIDES = (1, 2, 2, 2)

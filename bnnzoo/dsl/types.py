@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Union
 
 from bnnzoo.dsl.spaces import DEFAULT_SHORTCUT
 from bnnzoo.errors import Position
@@ -70,7 +69,7 @@ class Basic:
     spans: Mapping[str, Position] = _spans()
 
 
-Layer = Union[MBConv, Skip, Basic]
+Layer = MBConv | Skip | Basic
 
 
 @dataclass(frozen=True)
@@ -131,7 +130,7 @@ class CellNetwork:
     spans: Mapping[str, Position] = _spans()
 
 
-Body = Union[LayerList, CellNetwork]
+Body = LayerList | CellNetwork
 
 
 @dataclass(frozen=True)

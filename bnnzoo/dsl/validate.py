@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from bnnzoo.dsl import spaces
 from bnnzoo._suggest import did_you_mean
+from bnnzoo.dsl import spaces
 from bnnzoo.dsl.types import Basic, Cell, CellNetwork, Genotype, LayerList, MBConv, Skip
 from bnnzoo.errors import GenotypeValidationError, Position
 
@@ -150,7 +150,10 @@ def _cell_network(g: Genotype, body: CellNetwork) -> Iterator[Problem]:
             body.reduction.spans.get("concat"),
         )
     if body.channels % 2:
-        yield "channels must be even (the factorized reduction splits them in two)", body.spans.get("channels")
+        yield (
+            "channels must be even (the factorized reduction splits them in two)",
+            body.spans.get("channels"),
+        )
 
 
 def _cell(cell: Cell) -> Iterator[Problem]:

@@ -112,11 +112,18 @@ def _count(name: str, module: nn.Module, inputs: tuple, output: torch.Tensor) ->
     shape = tuple(output.shape[1:])
     out_elements = output[0].numel()
     if isinstance(module, nn.Conv2d):
-        macs = out_elements * (module.in_channels // module.groups) * module.kernel_size[0] * module.kernel_size[1]
+        macs = (
+            out_elements
+            * (module.in_channels // module.groups)
+            * module.kernel_size[0]
+            * module.kernel_size[1]
+        )
         weights = module.weight.numel()
         bias = module.bias.numel() if module.bias is not None else 0
         if is_fully_binary(module):
-            return LayerCount(name, "conv", "1-bit", "1-bit", shape, macs, 0, weights, module.out_channels + bias)
+            return LayerCount(
+                name, "conv", "1-bit", "1-bit", shape, macs, 0, weights, module.out_channels + bias
+            )
         binary_input = isinstance(module, BinaryConv2d) and module.binary_activations
         return LayerCount(
             name, "conv", "1-bit" if binary_input else "32-bit", "32-bit", shape, 0, macs, 0, weights + bias
@@ -131,7 +138,10 @@ def _count(name: str, module: nn.Module, inputs: tuple, output: torch.Tensor) ->
 
 
 def profile_module(module: nn.Module, input_size: tuple[int, ...], prefix: str = "") -> Profile:
-    """Count a module's ops at ``input_size`` (C, H, W) by running it once on zeros with hooks."""
+    """Count a module's ops at ``input_size`` (C, H, W) by running it once on zeros with hooks.
+
+    The module may live on the ``meta`` device: counting needs shapes, not values.
+    """
     records: list[LayerCount] = []
     handles = []
     for name, sub in module.named_modules():
@@ -148,7 +158,8 @@ def profile_module(module: nn.Module, input_size: tuple[int, ...], prefix: str =
     module.eval()
     try:
         with torch.no_grad():
-            module(torch.zeros(1, *input_size))
+            device = next((p.device for p in module.parameters()), torch.device("cpu"))
+            module(torch.zeros(1, *input_size, device=device))
     finally:
         module.train(was_training)
         for handle in handles:

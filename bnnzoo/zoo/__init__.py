@@ -67,6 +67,3 @@ def _require_weights(name: str) -> None:
         tags = pretrained_tags(name.split(".")[0])
         available = ", ".join(f"{name.split('.')[0]}.{tag}" for tag in tags) or "none yet"
         raise ModelError(f"'{name}' has no trained weights (tags with weights: {available})")
-
-
-

@@ -1,0 +1,1162 @@
+"""The BNN training recipe as a library: two-step training, Adam with lr decay to 0, optional KD.
+
+Follows REFERENCE.md, "BNN training practice" (ReActNet, Bi-Real Net). What is decided here:
+
+Two steps (``two_step=True``, the default)
+    Step 1 (``phase`` 1): every :class:`~bnnzoo.build.binary.BinaryConv2d` binarizes its input
+    activations but convolves with its real latent weights (``set_binary_weights(model, False)``);
+    weight decay ``weight_decay`` (1e-5). Step 2 (``phase`` 2): the same module, carrying on from
+    step 1's weights, with every BinaryConv2d fully binary (``set_binary_weights(model, True)``);
+    weight decay ``weight_decay_step2`` (0). Step 1 gets ``round(epochs * step1_fraction)`` epochs
+    (half by default; at least one epoch each step), step 2 the rest: ``epochs`` is the total.
+    **The optimizer and the schedule restart at step 2**: fresh Adam moments and the learning rate
+    back at ``lr``, decaying to 0 over step 2's epochs, as in ReActNet, whose step 2 is a new run
+    initialised from step 1's weights. With ``two_step=False`` the whole run is one fully binary
+    step with step 2's settings (weight decay 0).
+
+Optimizer and schedule
+    Adam (betas 0.9, 0.999) with learning rate ``lr``, default 1e-3 for a batch of 128 per
+    process (not rescaled for other batch sizes or process counts). The rate decays every
+    optimizer step, linearly ``lr * (1 - t / T)`` or by a cosine ``lr * (1 + cos(pi t / T)) / 2``,
+    ``T`` being the number of steps of the current training step, so it reaches 0 at its end.
+
+Weight decay: where it applies
+    Adam's L2 weight decay (added to the gradient, as ReActNet's code does) applies to the weight of
+    every ``nn.Conv2d``: the latent real weights of the binary convolutions and the real convs (the
+    stem, a real 1x1 downsample). It never applies to BatchNorm, biases, RPReLU (shift, slope,
+    shift), RSign thresholds or the final fc (ReActNet decays 4-D tensors only, so its fc is not
+    decayed either; we select by module type so the (1, C, 1, 1) thresholds are not caught).
+
+Loss
+    Cross-entropy. With a ``teacher`` (knowledge distillation):
+    ``(1 - kd_alpha) * CE + kd_alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T))``,
+    ``T = kd_temperature``; defaults alpha 0.9, T 1 (ReActNet distils at T = 1). The teacher sees
+    the same normalised images as the student and stays in eval mode. ``teacher`` is a timm model
+    name (``timm.create_model(name, pretrained=True)``, whose head must already have the dataset's
+    classes; with ``teacher_weights=FILE.safetensors`` the model is built for the dataset and loads
+    that file instead), or the path of a bnnzoo run's ``final.safetensors`` or ``checkpoint``.
+
+Data and determinism
+    The image size defaults to the genotype's input size; Fashion-MNIST's 1x28x28 images are padded
+    to 32 (resized for other sizes), and the model is built with the dataset's channels and classes.
+    Training images are augmented (random crop with 4 px padding, plus flips except on
+    Fashion-MNIST). Each epoch's order is a permutation seeded with ``seed + epoch`` (a
+    ``DistributedSampler`` with ``set_epoch``, also in a single process), and torch's global RNG,
+    which draws the augmentation, is reseeded at the start of every epoch from (seed, epoch, rank).
+    ``batch_size`` is per process.
+
+Files in ``output_dir`` (only the main process writes)
+    ``checkpoint.safetensors`` + ``checkpoint.json`` (via :func:`bnnzoo._checkpoint.save_checkpoint`,
+    never pickle): model, optimizer, scheduler and GradScaler states, completed epochs, step, phase,
+    RNG states (torch CPU, CUDA, Python ``random``), the config, the genotype text and the metrics
+    history; written after every epoch and when training is interrupted. ``metrics.jsonl``: one
+    JSON line per epoch (phase, epoch, train loss/acc, test loss/top-1/top-5, lr of the epoch's last
+    step, seconds), appended and flushed; on resume it is rewritten from the checkpoint's history,
+    so earlier lines are kept and no line is duplicated. At the end ``final.safetensors`` (the model
+    state dict only) and ``final.json`` (genotype text, dataset, test top-1/top-5/loss, recipe).
+
+Interrupting and resuming
+    Ctrl-C (SIGINT, in the main thread) lets the current optimizer step finish, saves the
+    checkpoint (mid-epoch if need be) and raises :class:`TrainingInterrupted`, a
+    ``KeyboardInterrupt``; a second Ctrl-C aborts at once, keeping the previous checkpoint. An
+    ``on_epoch`` callback that raises ``KeyboardInterrupt`` has the same effect at the end of an
+    epoch. ``resume=True`` continues from ``output_dir/checkpoint``: the genotype and the recipe
+    fields (:data:`RECIPE_FIELDS`) must match, the runtime fields (device, workers, data root,
+    output dir, test limit) may change. On CPU with the same seed, a run resumed at an epoch
+    boundary ends with exactly the same weights as an uninterrupted one; a mid-epoch resume is exact
+    too when ``num_workers=0`` in a single process.
+
+Distributed
+    Under ``torchrun`` every process runs ``train``; :func:`bnnzoo._distributed.init_distributed`
+    joins the group (gloo on CPU, nccl on CUDA), the model is wrapped in DDP, each process reads its
+    shard of every epoch's permutation, training and test metrics are summed over processes and only
+    rank 0 writes files and shows progress.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import random
+import signal
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from safetensors.torch import save_file
+from torch import nn
+from torch.utils.data import Dataset, Sampler, Subset
+from torch.utils.data.distributed import DistributedSampler
+
+from bnnzoo import __version__, dsl
+from bnnzoo._atomic import atomic_path, atomic_write_text
+from bnnzoo._checkpoint import FORMAT as CHECKPOINT_FILE_FORMAT
+from bnnzoo._checkpoint import load_checkpoint, load_safetensors, save_checkpoint
+from bnnzoo._distributed import DistInfo, all_reduce_sum, cleanup, init_distributed
+from bnnzoo.build.binary import BinaryConv2d, set_binary_weights
+from bnnzoo.errors import BnnzooError, DataError, ModelError, WeightsError
+from bnnzoo.train.data import dataset_info, load_dataset, make_loader
+from bnnzoo.train.evaluate import evaluate
+
+__all__ = [
+    "RECIPE_FIELDS",
+    "TrainConfig",
+    "TrainResult",
+    "TrainedWeights",
+    "TrainingError",
+    "TrainingInterrupted",
+    "apply_weights",
+    "distillation_loss",
+    "lr_factor",
+    "make_optimizer",
+    "load_trained_weights",
+    "parameter_groups",
+    "train",
+    "train_step",
+]
+
+SCHEDULES = ("linear", "cosine")
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+CHECKPOINT_NAME = "checkpoint"
+METRICS_NAME = "metrics.jsonl"
+FINAL_WEIGHTS_NAME = "final.safetensors"
+FINAL_INFO_NAME = "final.json"
+RUN_FORMAT = "bnnzoo.train/1"
+FINAL_FORMAT = "bnnzoo.final/1"
+PHASE_NAMES = {1: "binary activations, real weights", 2: "fully binary"}
+
+# Fields that define the run: a resumed run must use the same values.
+RECIPE_FIELDS = (
+    "dataset",
+    "image_size",
+    "epochs",
+    "batch_size",
+    "lr",
+    "schedule",
+    "two_step",
+    "step1_fraction",
+    "weight_decay",
+    "weight_decay_step2",
+    "augment",
+    "teacher",
+    "teacher_weights",
+    "kd_alpha",
+    "kd_temperature",
+    "seed",
+    "max_steps_per_epoch",
+    "train_limit",
+    "amp",
+    "amp_dtype",
+)
+
+
+class TrainingError(BnnzooError):
+    """A training run cannot be configured, started or resumed."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on Ctrl-C after saving a checkpoint; ``str()`` says how to resume."""
+
+    def __init__(self, message: str, checkpoint: Path | None, *, is_main: bool = True) -> None:
+        super().__init__(message)
+        self.message = message
+        self.checkpoint = checkpoint
+        self.is_main = is_main
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; see the module docstring for the recipe's decisions."""
+
+    model: str
+    dataset: str = "fashion_mnist"
+    data_root: str | None = None
+    image_size: int | None = None  # default: the genotype's input size
+    epochs: int = 10  # total over both steps
+    batch_size: int = 128  # per process
+    lr: float = 1e-3
+    schedule: str = "linear"
+    two_step: bool = True
+    step1_fraction: float = 0.5
+    weight_decay: float = 1e-5  # step 1 (real weights)
+    weight_decay_step2: float = 0.0  # step 2 (binary weights), and one-step runs
+    augment: bool = True
+    teacher: str | None = None
+    teacher_weights: str | None = None
+    kd_alpha: float = 0.9
+    kd_temperature: float = 1.0
+    seed: int = 0
+    device: str = "cpu"
+    amp: bool = False  # CUDA only
+    amp_dtype: str = "bf16"
+    max_steps_per_epoch: int | None = None
+    train_limit: int | None = None
+    test_limit: int | None = None
+    output_dir: str | None = None  # default: runs/<genotype name>-<dataset>
+    num_workers: int = 0
+    resume: bool = False
+    overwrite: bool = False
+    progress: bool | None = None  # None: a progress bar when stderr is a terminal
+
+    def __post_init__(self) -> None:
+        self.model = os.fspath(self.model)
+        for name in ("data_root", "teacher", "teacher_weights", "output_dir"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, os.fspath(value))
+
+    def validate(self) -> None:
+        """Raise :class:`TrainingError` for values no run can use."""
+        problems = []
+        if self.epochs < 1:
+            problems.append(f"epochs must be at least 1, got {self.epochs}")
+        elif self.two_step and self.epochs < 2:
+            problems.append("two-step training needs at least 2 epochs (one per step); pass --no-two-step")
+        if self.batch_size < 1:
+            problems.append(f"batch size must be at least 1, got {self.batch_size}")
+        if not self.lr > 0 or not math.isfinite(self.lr):
+            problems.append(f"learning rate must be positive, got {self.lr}")
+        if self.schedule not in SCHEDULES:
+            problems.append(f"unknown schedule {self.schedule!r} (choose from {', '.join(SCHEDULES)})")
+        if not 0.0 < self.step1_fraction < 1.0:
+            problems.append(f"step1_fraction must lie strictly between 0 and 1, got {self.step1_fraction}")
+        if self.weight_decay < 0 or self.weight_decay_step2 < 0:
+            problems.append("weight decay must be zero or more")
+        if not 0.0 <= self.kd_alpha <= 1.0:
+            problems.append(f"kd_alpha must lie in [0, 1], got {self.kd_alpha}")
+        if not self.kd_temperature > 0:
+            problems.append(f"kd_temperature must be positive, got {self.kd_temperature}")
+        if self.teacher_weights is not None and self.teacher is None:
+            problems.append("teacher_weights needs a teacher model name")
+        if self.amp_dtype not in AMP_DTYPES:
+            problems.append(f"unknown amp dtype {self.amp_dtype!r} (choose from {', '.join(AMP_DTYPES)})")
+        if self.device != "cpu" and not self.device.startswith("cuda"):
+            problems.append(f"unknown device {self.device!r} (choose cpu or cuda)")
+        elif self.amp and self.device == "cpu":
+            problems.append("mixed precision (amp) runs on CUDA only; drop --amp or pass --device cuda")
+        for name in ("max_steps_per_epoch",):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                problems.append(f"{name} must be at least 1, got {value}")
+        for name in ("train_limit", "test_limit", "image_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                problems.append(f"{name} must be at least 1, got {value}")
+        if self.num_workers < 0:
+            problems.append(f"num_workers must be zero or more, got {self.num_workers}")
+        if self.resume and self.overwrite:
+            problems.append("resume and overwrite exclude each other")
+        if problems:
+            raise TrainingError("; ".join(problems))
+
+    @property
+    def step1_epochs(self) -> int:
+        """Epochs of step 1 (0 without two-step training)."""
+        if not self.two_step:
+            return 0
+        return min(self.epochs - 1, max(1, round(self.epochs * self.step1_fraction)))
+
+    def phases(self) -> list[tuple[int, int, int]]:
+        """``(phase, first epoch, number of epochs)`` of each training step, epochs counted from 0."""
+        first = self.step1_epochs
+        if first == 0:
+            return [(2, 0, self.epochs)]
+        return [(1, 0, first), (2, first, self.epochs - first)]
+
+    def phase_of_epoch(self, epoch: int) -> int:
+        return 1 if epoch < self.step1_epochs else 2
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` produced: file paths, the metrics history and the trained model."""
+
+    output_dir: Path
+    checkpoint: Path
+    final_weights: Path
+    final_info: Path
+    metrics: list[dict[str, Any]]
+    test_top1: float
+    test_top5: float
+    test_loss: float
+    config: TrainConfig
+    model: nn.Module = field(repr=False)
+
+
+# --------------------------------------------------------------------------- building blocks
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Adam parameter groups: ``nn.Conv2d`` weights with ``weight_decay``, everything else without."""
+    decay_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Conv2d)}
+    decay, no_decay = [], []
+    seen: set[int] = set()
+    for parameter in model.parameters():
+        if not parameter.requires_grad or id(parameter) in seen:
+            continue
+        seen.add(id(parameter))
+        (decay if id(parameter) in decay_ids else no_decay).append(parameter)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [group for group in groups if group["params"]]
+
+
+def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Adam:
+    """Adam over :func:`parameter_groups`."""
+    return torch.optim.Adam(parameter_groups(model, weight_decay), lr=lr, betas=(0.9, 0.999))
+
+
+def lr_factor(schedule: str, step: int, total_steps: int) -> float:
+    """The multiplier of the base lr after ``step`` of ``total_steps`` steps: 1 at 0, 0 at the end."""
+    progress = min(step, total_steps) / max(total_steps, 1)
+    if schedule == "linear":
+        return 1.0 - progress
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    raise TrainingError(f"unknown schedule {schedule!r} (choose from {', '.join(SCHEDULES)})")
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, schedule: str, total_steps: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    lr_factor(schedule, 0, total_steps)  # validates the name
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(schedule, step, total_steps))
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``T^2 * KL(softmax(teacher / T) || softmax(student / T))``, averaged over the batch."""
+    t = float(temperature)
+    return (
+        F.kl_div(
+            F.log_softmax(student_logits.float() / t, dim=1),
+            F.log_softmax(teacher_logits.float() / t, dim=1),
+            reduction="batchmean",
+            log_target=True,
+        )
+        * t
+        * t
+    )
+
+
+def train_step(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    *,
+    teacher: nn.Module | None = None,
+    kd_alpha: float = 0.9,
+    kd_temperature: float = 1.0,
+    scaler: torch.amp.GradScaler | None = None,
+    amp_dtype: torch.dtype | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on a batch; returns the (detached) loss and the number of correct top-1s."""
+    device_type = images.device.type
+    with torch.autocast(device_type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+        logits = model(images)
+        loss = F.cross_entropy(logits.float(), labels)
+        if teacher is not None:
+            with torch.no_grad():
+                teacher_logits = teacher(images)
+            kd = distillation_loss(logits, teacher_logits, kd_temperature)
+            loss = (1.0 - kd_alpha) * loss + kd_alpha * kd
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+    correct = (logits.detach().argmax(dim=1) == labels).sum()
+    return loss.detach(), correct
+
+
+# --------------------------------------------------------------------------- trained weights
+
+
+@dataclass
+class TrainedWeights:
+    """A model state dict read from a run's files, with what is known about it."""
+
+    state_dict: dict[str, torch.Tensor]
+    source: Path
+    kind: str  # "checkpoint", "final" or "weights"
+    genotype: str | None = None
+    binary_weights: bool = True
+    image_size: int | None = None
+    dataset: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def load_trained_weights(path: str | os.PathLike[str]) -> TrainedWeights:
+    """Read weights from a training checkpoint (stem, ``.json`` or ``.safetensors``), a run's
+    ``final.safetensors`` (with its ``final.json`` when present), a plain safetensors weights file,
+    or a run folder (its ``final.safetensors``, else its checkpoint). Bad files raise WeightsError."""
+    source = Path(path).expanduser()
+    if source.is_dir():
+        final = source / FINAL_WEIGHTS_NAME
+        source = final if final.is_file() else source / f"{CHECKPOINT_NAME}.json"
+    meta = _sibling_json(source)
+    if meta is not None and meta.get("format") == CHECKPOINT_FILE_FORMAT:
+        state = load_checkpoint(source)
+        if not isinstance(state, dict) or state.get("format") != RUN_FORMAT or "model" not in state:
+            raise WeightsError(f"{source}: a checkpoint, but not of a bnnzoo training run")
+        config = state.get("config", {})
+        two_step_phase1 = state.get("phase") == 1 and config.get("two_step", True)
+        return TrainedWeights(
+            state["model"],
+            source,
+            "checkpoint",
+            genotype=state.get("genotype"),
+            binary_weights=not two_step_phase1,
+            image_size=config.get("image_size"),
+            dataset=config.get("dataset"),
+            info={"epoch": state.get("epoch"), "phase": state.get("phase"), "complete": state.get("complete")},
+        )
+    if source.suffix == ".json":
+        if meta is None:
+            raise WeightsError(f"{source}: no such checkpoint")
+        if meta.get("format") != FINAL_FORMAT:
+            raise WeightsError(f"{source}: neither a bnnzoo training checkpoint nor a final.json")
+        source = source.with_suffix(".safetensors")
+    elif source.suffix != ".safetensors":
+        if not source.exists():
+            raise WeightsError(f"{source}: no such checkpoint or weights file")
+        raise WeightsError(f"{source}: expected a .safetensors weights file or a checkpoint (.json)")
+    state_dict = load_safetensors(source)
+    if meta is not None and meta.get("format") == FINAL_FORMAT:
+        return TrainedWeights(
+            state_dict,
+            source,
+            "final",
+            genotype=meta.get("genotype"),
+            binary_weights=bool(meta.get("binary_weights", True)),
+            image_size=meta.get("image_size"),
+            dataset=meta.get("dataset"),
+            info=meta,
+        )
+    return TrainedWeights(state_dict, source, "weights")
+
+
+def _sibling_json(path: Path) -> dict[str, Any] | None:
+    json_file = path if path.suffix == ".json" else path.with_suffix(".json")
+    if path.suffix not in ("", ".json", ".safetensors"):
+        return None
+    try:
+        meta = json.loads(json_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        if path.suffix == ".safetensors":
+            return None
+        raise WeightsError(f"{json_file}: not a bnnzoo checkpoint or final.json ({exc})") from None
+    return meta if isinstance(meta, dict) else None
+
+
+def apply_weights(model: nn.Module, weights: TrainedWeights) -> nn.Module:
+    """Load ``weights`` into ``model`` (strictly) and set its binary mode; check the genotype first."""
+    genotype = getattr(model, "genotype", None)
+    if weights.genotype is not None and genotype is not None:
+        model_text = dsl.to_text(genotype)
+        if _canonical(weights.genotype) != model_text:
+            raise WeightsError(
+                f"{weights.source}: trained for genotype '{_genotype_name(weights.genotype)}', "
+                f"which differs from the model's genotype '{genotype.name}'"
+            )
+    try:
+        model.load_state_dict(weights.state_dict, strict=True)
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split())
+        raise WeightsError(f"{weights.source}: the weights do not fit the model: {detail[:600]}") from None
+    set_binary_weights(model, weights.binary_weights)
+    return model
+
+
+def _canonical(genotype_text: str) -> str:
+    try:
+        return dsl.to_text(dsl.parse(genotype_text, "<checkpoint genotype>"))
+    except BnnzooError:
+        return genotype_text
+
+
+def _genotype_name(genotype_text: str) -> str:
+    for line in genotype_text.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] == "name":
+            return words[1]
+    return "?"
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def train(
+    config: TrainConfig,
+    *,
+    on_epoch: Callable[[dict[str, Any], nn.Module], None] | None = None,
+) -> TrainResult:
+    """Run the recipe ``config`` describes; see the module docstring.
+
+    ``on_epoch(record, model)`` is called in the main process after each epoch's checkpoint and
+    metrics line are written, with the metrics record and the (unwrapped) model; raising
+    ``KeyboardInterrupt`` there stops training like Ctrl-C. Raises :class:`TrainingInterrupted`
+    when interrupted, a :class:`~bnnzoo.errors.BnnzooError` for bad inputs.
+    """
+    config = dataclasses.replace(config)
+    config.validate()
+    device = _resolve_device(config.device)
+    owns_group = not (dist.is_available() and dist.is_initialized())
+    info = init_distributed(device)
+    if device.type == "cuda" and info.enabled:
+        device = torch.device("cuda", info.local_rank)
+    try:
+        return _Run(config, device, info, on_epoch).run()
+    finally:
+        if owns_group:
+            cleanup(info)
+
+
+def _resolve_device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise TrainingError(f"unknown device {name!r} (choose cpu or cuda)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("--device cuda, but CUDA is not available on this machine")
+    return device
+
+
+def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    return (seed * 1_000_003 + epoch * 7_919 + rank * 104_729) % (2**63)
+
+
+class _ListSampler(Sampler[int]):
+    def __init__(self, indices: Sequence[int]) -> None:
+        self.indices = list(indices)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+@dataclass
+class _EpochProgress:
+    """How far the current epoch got: batches done, (loss * n, correct, n) sums and seconds."""
+
+    batches: int = 0
+    sums: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    seconds: float = 0.0
+
+
+class _Run:
+    def __init__(
+        self,
+        config: TrainConfig,
+        device: torch.device,
+        info: DistInfo,
+        on_epoch: Callable[[dict[str, Any], nn.Module], None] | None,
+    ) -> None:
+        self.config = config
+        self.device = device
+        self.info = info
+        self.on_epoch = on_epoch
+        self.amp_dtype = AMP_DTYPES[config.amp_dtype] if config.amp else None
+        self.stop_requested = False
+        self.in_update = False
+        self.show_progress = info.is_main and (config.progress if config.progress is not None else sys.stderr.isatty())
+
+    # -- setup -----------------------------------------------------------------------------
+
+    def _setup(self) -> None:
+        config = self.config
+        ds_info = dataset_info(config.dataset)
+        self.model = self._build_model(ds_info.input_shape[0], ds_info.num_classes)
+        genotype = getattr(self.model, "genotype", None)
+        if genotype is None:
+            raise TrainingError(f"{config.model!r} is not a bnnzoo genotype model; bnnzoo trains genotypes only")
+        self.genotype_text = dsl.to_text(genotype)
+        if config.image_size is None:
+            config.image_size = genotype.input_shape[-1]
+        if config.output_dir is None:
+            config.output_dir = str(Path("runs") / f"{genotype.name}-{config.dataset}")
+        self.output_dir = Path(config.output_dir)
+        self.checkpoint_base = self.output_dir / CHECKPOINT_NAME
+        self.metrics_path = self.output_dir / METRICS_NAME
+        self._check_output_dir()
+
+        self.train_set = load_dataset(
+            config.dataset,
+            "train",
+            config.data_root,
+            image_size=config.image_size,
+            augment=config.augment,
+            limit=config.train_limit,
+            seed=config.seed,
+        )
+        self.test_set = load_dataset(
+            config.dataset,
+            "test",
+            config.data_root,
+            image_size=config.image_size,
+            limit=config.test_limit,
+            seed=config.seed,
+        )
+        if len(self.train_set) == 0:  # type: ignore[arg-type]
+            raise DataError(f"the {config.dataset} training set is empty")
+        if len(self.test_set) == 0:  # type: ignore[arg-type]
+            raise DataError(f"the {config.dataset} test set is empty")
+        self.num_classes = _dataset_classes(self.train_set, ds_info.num_classes)
+        self.in_chans = ds_info.input_shape[0]
+        if self.num_classes != ds_info.num_classes:
+            self.model = self._build_model(self.in_chans, self.num_classes)
+        self.model.to(self.device)
+        self.teacher = self._build_teacher() if config.teacher else None
+
+        per_process = math.ceil(len(self.train_set) / self.info.world_size)  # type: ignore[arg-type]
+        self.steps_per_epoch = math.ceil(per_process / config.batch_size)
+        if config.max_steps_per_epoch is not None:
+            self.steps_per_epoch = min(self.steps_per_epoch, config.max_steps_per_epoch)
+        if self.info.enabled:
+            self.ddp_model: nn.Module = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+        else:
+            self.ddp_model = self.model
+
+    def _build_model(self, in_chans: int, num_classes: int) -> nn.Module:
+        from bnnzoo.zoo import create_model
+
+        torch.manual_seed(self.config.seed)
+        return create_model(self.config.model, num_classes=num_classes, in_chans=in_chans)
+
+    def _build_teacher(self) -> nn.Module:
+        import timm
+
+        from bnnzoo.zoo import create_model
+
+        config = self.config
+        name = config.teacher
+        assert name is not None
+        path = Path(name).expanduser()
+        if config.teacher_weights is None and (
+            path.suffix in (".safetensors", ".json") or path.is_dir() or path.with_suffix(".json").is_file()
+        ):
+            weights = load_trained_weights(path)
+            if weights.genotype is None:
+                raise ModelError(
+                    f"teacher {name}: a plain weights file; give the teacher's timm name as the teacher "
+                    "and this file as its weights (--teacher NAME --teacher-weights FILE)"
+                )
+            teacher = create_model(
+                dsl.parse(weights.genotype, f"{name}:genotype"), num_classes=self.num_classes, in_chans=self.in_chans
+            )
+            apply_weights(teacher, weights)
+        else:
+            try:
+                if config.teacher_weights is not None:
+                    weights_path = Path(config.teacher_weights).expanduser()
+                    if weights_path.suffix != ".safetensors":
+                        raise ModelError(f"teacher weights {weights_path}: only .safetensors files are loaded")
+                    teacher = timm.create_model(name, num_classes=self.num_classes, in_chans=self.in_chans)
+                    state = load_safetensors(weights_path)
+                    try:
+                        teacher.load_state_dict(state, strict=True)
+                    except RuntimeError as exc:
+                        detail = " ".join(str(exc).split())[:600]
+                        raise WeightsError(f"{weights_path}: does not fit teacher {name}: {detail}") from None
+                else:
+                    teacher = timm.create_model(name, pretrained=True)
+            except BnnzooError:
+                raise
+            except Exception as exc:  # timm: unknown name, no network, missing weights...
+                raise ModelError(f"cannot create teacher {name!r}: {exc}") from None
+            classes = getattr(teacher, "num_classes", None)
+            if classes is not None and classes != self.num_classes:
+                raise ModelError(
+                    f"teacher {name!r} predicts {classes} classes but {config.dataset} has {self.num_classes}; "
+                    "pass --teacher-weights FILE with weights trained on this dataset"
+                )
+        teacher.to(self.device).eval()
+        for parameter in teacher.parameters():
+            parameter.requires_grad_(False)
+        return teacher
+
+    def _check_output_dir(self) -> None:
+        existing = [
+            path
+            for path in (
+                self.checkpoint_base.with_suffix(".json"),
+                self.metrics_path,
+                self.output_dir / FINAL_INFO_NAME,
+            )
+            if path.exists()
+        ]
+        if self.config.resume:
+            if not self.checkpoint_base.with_suffix(".json").is_file():
+                raise TrainingError(
+                    f"cannot resume: {self.output_dir} has no checkpoint ({CHECKPOINT_NAME}.json); "
+                    "start without --resume, or pass the output folder of the run to continue with -o"
+                )
+        elif existing and not self.config.overwrite:
+            raise TrainingError(
+                f"{self.output_dir} already holds a run ({existing[0].name}); pass --resume to continue it, "
+                "--overwrite to start again, or another output folder"
+            )
+
+    # -- resume ------------------------------------------------------------------------------
+
+    def _load_resume_state(self) -> dict[str, Any]:
+        state = load_checkpoint(self.checkpoint_base)
+        if not isinstance(state, dict) or state.get("format") != RUN_FORMAT:
+            raise WeightsError(f"{self.checkpoint_base}.json: not a bnnzoo training checkpoint")
+        saved_text = state.get("genotype", "")
+        if _canonical(saved_text) != self.genotype_text:
+            raise WeightsError(
+                f"{self.checkpoint_base}.json: the checkpoint is of genotype '{_genotype_name(saved_text)}', "
+                f"which differs from {self.config.model!r} ('{self.model.genotype.name}'); "
+                "resume with the model it was trained with, or use another output folder"
+            )
+        saved = state.get("config", {})
+        current = dataclasses.asdict(self.config)
+        different = [
+            f"{name}: checkpoint {saved.get(name)!r}, now {current[name]!r}"
+            for name in RECIPE_FIELDS
+            if saved.get(name) != current[name]
+        ]
+        if different:
+            raise TrainingError(
+                f"cannot resume {self.output_dir}: the recipe differs from the checkpoint's ({'; '.join(different)}); "
+                "pass the same settings as the interrupted run"
+            )
+        if state.get("world_size", 1) != self.info.world_size:
+            warnings.warn(
+                f"resuming a {state.get('world_size')}-process run with {self.info.world_size} processes: "
+                "the data order differs from an uninterrupted run",
+                stacklevel=2,
+            )
+        try:
+            self.model.load_state_dict(state["model"], strict=True)
+        except RuntimeError as exc:
+            raise WeightsError(f"{self.checkpoint_base}.json: the model state does not fit: {exc}") from None
+        return state
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run(self) -> TrainResult:
+        self._setup()
+        config = self.config
+        resume_state = self._load_resume_state() if config.resume else None
+        self.history: list[dict[str, Any]] = list(resume_state.get("history", [])) if resume_state else []
+        self.epoch = int(resume_state["epoch"]) if resume_state else 0  # completed epochs
+        self.step = int(resume_state["step"]) if resume_state else 0
+        self.progress = _EpochProgress()
+        if resume_state is not None and resume_state.get("batches_done"):
+            # The saved sums are over all processes: the main process carries them on.
+            sums = [float(v) for v in resume_state["epoch_sums"]] if self.info.is_main else [0.0, 0.0, 0.0]
+            self.progress = _EpochProgress(
+                int(resume_state["batches_done"]), sums, float(resume_state.get("epoch_seconds", 0.0))
+            )
+        self.last_lr = float(resume_state.get("last_lr", config.lr)) if resume_state else config.lr
+        if self.info.is_main:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            if config.overwrite:
+                self._remove_old_run()
+            self._rewrite_metrics()
+        self.phase = config.phase_of_epoch(min(self.epoch, config.epochs - 1))
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
+        self.scaler: torch.amp.GradScaler | None = None
+
+        with self._sigint_handler():
+            try:
+                for phase, first, count in config.phases():
+                    if self.epoch >= first + count:
+                        continue
+                    self._start_phase(phase, count, resume_state)
+                    if resume_state is not None:
+                        # A mid-epoch resume continues from these; an epoch start reseeds anyway.
+                        _restore_rng(resume_state.get("rng", {}))
+                        resume_state = None
+                    while self.epoch < first + count:
+                        self._run_epoch()
+            except KeyboardInterrupt as exc:
+                raise self._interrupted(exc) from None
+        return self._finish()
+
+    def _start_phase(self, phase: int, epochs: int, resume_state: dict[str, Any] | None) -> None:
+        config = self.config
+        self.phase = phase
+        set_binary_weights(self.model, phase == 2)
+        decay = config.weight_decay if phase == 1 else config.weight_decay_step2
+        self.optimizer = make_optimizer(self.model, config.lr, decay)
+        self.scheduler = make_scheduler(self.optimizer, config.schedule, epochs * self.steps_per_epoch)
+        use_scaler = self.amp_dtype == torch.float16
+        self.scaler = torch.amp.GradScaler(self.device.type) if use_scaler else None
+        if resume_state is not None and resume_state.get("phase") == phase and resume_state.get("optimizer"):
+            optimizer_state = dict(resume_state["optimizer"])
+            # JSON turned the integer parameter ids into strings.
+            optimizer_state["state"] = {int(k): v for k, v in optimizer_state["state"].items()}
+            self.optimizer.load_state_dict(optimizer_state)
+            self.scheduler.load_state_dict(resume_state["scheduler"])
+            if self.scaler is not None and resume_state.get("scaler"):
+                self.scaler.load_state_dict(resume_state["scaler"])
+
+    def _epoch_indices(self, epoch: int, skip_batches: int) -> list[int]:
+        """This process's sample indices for ``epoch``: a permutation seeded with seed + epoch."""
+        sampler = DistributedSampler(
+            self.train_set,  # type: ignore[arg-type]
+            num_replicas=self.info.world_size,
+            rank=self.info.rank,
+            shuffle=True,
+            seed=self.config.seed,
+        )
+        sampler.set_epoch(epoch)
+        indices = list(sampler)[: self.steps_per_epoch * self.config.batch_size]
+        return indices[skip_batches * self.config.batch_size :]
+
+    def _run_epoch(self) -> None:
+        config = self.config
+        epoch = self.epoch
+        progress = self.progress
+        assert self.optimizer is not None and self.scheduler is not None
+        seed = _epoch_seed(config.seed, epoch, self.info.rank)
+        if progress.batches == 0:
+            torch.manual_seed(seed)
+            random.seed(seed)
+        self.model.train()
+        loader = make_loader(
+            self.train_set,
+            config.batch_size,
+            shuffle=False,
+            sampler=_ListSampler(self._epoch_indices(epoch, progress.batches)),
+            seed=seed,
+            num_workers=config.num_workers,
+        )
+        sums = _sums_tensor(progress.sums, self.device)
+        started = time.perf_counter() - progress.seconds
+        bar = _progress_bar(
+            self.show_progress,
+            total=self.steps_per_epoch,
+            initial=progress.batches,
+            desc=f"step {self.phase} epoch {epoch + 1}/{config.epochs}",
+        )
+        try:
+            for images, labels in loader:
+                images = images.to(self.device, non_blocking=True)
+                labels = labels.to(self.device, non_blocking=True)
+                lr = self.optimizer.param_groups[0]["lr"]
+                self.in_update = True
+                loss, correct = train_step(
+                    self.ddp_model,
+                    images,
+                    labels,
+                    self.optimizer,
+                    teacher=self.teacher,
+                    kd_alpha=config.kd_alpha,
+                    kd_temperature=config.kd_temperature,
+                    scaler=self.scaler,
+                    amp_dtype=self.amp_dtype,
+                )
+                self.scheduler.step()
+                count = float(labels.shape[0])
+                sums[0] += loss.double() * count
+                sums[1] += correct.double()
+                sums[2] += count
+                self.step += 1
+                self.last_lr = lr
+                progress.batches += 1
+                progress.sums = sums  # type: ignore[assignment]  # a tensor until the epoch ends
+                progress.seconds = time.perf_counter() - started
+                self.in_update = False
+                if bar is not None:
+                    loss_sum, correct_sum, seen = sums.tolist()
+                    bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct_sum / seen:.3f}", refresh=False)
+                    bar.update(1)
+                if self._should_stop():
+                    raise KeyboardInterrupt
+        finally:
+            self.in_update = False
+            if bar is not None:
+                bar.close()
+        self._end_epoch(time.perf_counter() - started)
+
+    def _end_epoch(self, seconds: float) -> None:
+        config = self.config
+        train_sums = all_reduce_sum(_sums_tensor(self.progress.sums, self.device), self.info)
+        loss_sum, correct, count = train_sums.tolist()
+        test = self._evaluate_test()
+        record = {
+            "phase": self.phase,
+            "epoch": self.epoch + 1,
+            "epochs": config.epochs,
+            "step": self.step,
+            "train_loss": loss_sum / count,
+            "train_acc": correct / count,
+            "test_loss": test["loss"],
+            "test_top1": test["top1"],
+            "test_top5": test["top5"],
+            "lr": self.last_lr,
+            "seconds": round(seconds, 3),
+        }
+        self.epoch += 1
+        self.progress = _EpochProgress()
+        self.history.append(record)
+        if self.info.is_main:
+            self._save_checkpoint()
+            with open(self.metrics_path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            if self.on_epoch is not None:
+                try:
+                    self.on_epoch(dict(record), self.model)
+                except KeyboardInterrupt:
+                    self.stop_requested = True
+        if self._should_stop():
+            raise KeyboardInterrupt
+
+    def _evaluate_test(self) -> dict[str, float]:
+        config = self.config
+        shard = Subset(self.test_set, range(self.info.rank, len(self.test_set), self.info.world_size))  # type: ignore[arg-type]
+        loader = make_loader(shard, config.batch_size, shuffle=False, num_workers=config.num_workers)
+        return evaluate(self.model, loader, self.device, amp_dtype=self.amp_dtype, dist_info=self.info)
+
+    def _should_stop(self) -> bool:
+        flag = self.stop_requested
+        if self.info.enabled:
+            value = torch.tensor([1.0 if flag else 0.0], device=self.device)
+            flag = bool(all_reduce_sum(value, self.info).item() > 0)
+        self.stop_requested = flag
+        return flag
+
+    # -- files -------------------------------------------------------------------------------
+
+    def _state(self) -> dict[str, Any]:
+        progress = self.progress
+        rng: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "format": RUN_FORMAT,
+            "bnnzoo_version": __version__,
+            "config": dataclasses.asdict(self.config),
+            "genotype": self.genotype_text,
+            "num_classes": self.num_classes,
+            "in_chans": self.in_chans,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "phase": self.phase,
+            "epoch": self.epoch,
+            "step": self.step,
+            "last_lr": self.last_lr,
+            "batches_done": progress.batches,
+            "epoch_sums": _sums_tensor(progress.sums, torch.device("cpu")).tolist(),
+            "epoch_seconds": progress.seconds,
+            "steps_per_epoch": self.steps_per_epoch,
+            "world_size": self.info.world_size,
+            "complete": self.epoch >= self.config.epochs,
+            "history": self.history,
+            "rng": rng,
+        }
+
+    def _save_checkpoint(self) -> Path:
+        return save_checkpoint(self.checkpoint_base, self._state())
+
+    def _rewrite_metrics(self) -> None:
+        text = "".join(json.dumps(record) + "\n" for record in self.history)
+        atomic_write_text(self.metrics_path, text)
+
+    def _remove_old_run(self) -> None:
+        for name in (
+            f"{CHECKPOINT_NAME}.json",
+            f"{CHECKPOINT_NAME}.safetensors",
+            METRICS_NAME,
+            FINAL_INFO_NAME,
+            FINAL_WEIGHTS_NAME,
+        ):
+            with contextlib.suppress(FileNotFoundError):
+                (self.output_dir / name).unlink()
+
+    def _interrupted(self, exc: BaseException) -> TrainingInterrupted:
+        if isinstance(exc, TrainingInterrupted):
+            return exc
+        progress = self.progress
+        where = f"{self.epoch} of {self.config.epochs} epochs done"
+        if progress.batches:
+            where += f", {progress.batches} of {self.steps_per_epoch} batches into epoch {self.epoch + 1}"
+        checkpoint: Path | None = self.checkpoint_base.with_suffix(".json")
+        assert checkpoint is not None
+        if self.in_update:
+            # Stopped inside an optimizer step (a second Ctrl-C): the state is half updated.
+            checkpoint = checkpoint if checkpoint.is_file() else None
+            message = "training aborted in the middle of a step; " + (
+                f"the last checkpoint is {checkpoint}" if checkpoint else "no checkpoint was written"
+            )
+        else:
+            if self.info.enabled:
+                progress.sums = all_reduce_sum(_sums_tensor(progress.sums, self.device), self.info).tolist()
+            if self.info.is_main:
+                self._save_checkpoint()
+            message = f"training interrupted ({where}); checkpoint saved to {checkpoint}"
+        if checkpoint is not None:
+            message += f"; resume by running the same command again with --resume (output folder {self.output_dir})"
+        return TrainingInterrupted(message, checkpoint, is_main=self.info.is_main)
+
+    def _finish(self) -> TrainResult:
+        config = self.config
+        last = self.history[-1] if self.history else None
+        if last is None:  # nothing was trained (cannot happen with epochs >= 1), evaluate anyway
+            test = self._evaluate_test()
+            last = {"test_top1": test["top1"], "test_top5": test["top5"], "test_loss": test["loss"]}
+        final_weights = self.output_dir / FINAL_WEIGHTS_NAME
+        final_info = self.output_dir / FINAL_INFO_NAME
+        if self.info.is_main:
+            state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+            with atomic_path(final_weights) as tmp:
+                save_file(state, str(tmp), metadata={"format": "pt", "bnnzoo": FINAL_FORMAT})
+            summary = {
+                "format": FINAL_FORMAT,
+                "bnnzoo_version": __version__,
+                "model": config.model,
+                "genotype_name": self.model.genotype.name,
+                "genotype": self.genotype_text,
+                "dataset": config.dataset,
+                "num_classes": self.num_classes,
+                "in_chans": self.in_chans,
+                "image_size": config.image_size,
+                "mean": list(dataset_info(config.dataset).mean),
+                "std": list(dataset_info(config.dataset).std),
+                "binary_weights": all(m.binary_weights for m in self.model.modules() if isinstance(m, BinaryConv2d)),
+                "test_top1": last["test_top1"],
+                "test_top5": last["test_top5"],
+                "test_loss": last["test_loss"],
+                "test_samples": len(self.test_set),  # type: ignore[arg-type]
+                "epochs_trained": self.epoch,
+                "steps": self.step,
+                "recipe": self._recipe_summary(),
+            }
+            atomic_write_text(final_info, json.dumps(summary, indent=1) + "\n")
+        return TrainResult(
+            output_dir=self.output_dir,
+            checkpoint=self.checkpoint_base.with_suffix(".json"),
+            final_weights=final_weights,
+            final_info=final_info,
+            metrics=list(self.history),
+            test_top1=float(last["test_top1"]),
+            test_top5=float(last["test_top5"]),
+            test_loss=float(last["test_loss"]),
+            config=self.config,
+            model=self.model,
+        )
+
+    def _recipe_summary(self) -> dict[str, Any]:
+        config = self.config
+        return {
+            "optimizer": "Adam(betas=(0.9, 0.999))",
+            "lr": config.lr,
+            "schedule": f"{config.schedule} decay to 0 per optimizer step, restarted at each step",
+            "epochs": config.epochs,
+            "two_step": config.two_step,
+            "step1_epochs": config.step1_epochs,
+            "step2_epochs": config.epochs - config.step1_epochs,
+            "weight_decay": {
+                "step1": config.weight_decay if config.two_step else None,
+                "step2": config.weight_decay_step2,
+                "applies_to": "nn.Conv2d weights (binary latent weights and real convs)",
+            },
+            "batch_size_per_process": config.batch_size,
+            "world_size": self.info.world_size,
+            "steps_per_epoch": self.steps_per_epoch,
+            "augment": config.augment,
+            "teacher": config.teacher,
+            "teacher_weights": config.teacher_weights,
+            "kd_alpha": config.kd_alpha if config.teacher else None,
+            "kd_temperature": config.kd_temperature if config.teacher else None,
+            "seed": config.seed,
+            "amp": config.amp_dtype if config.amp else None,
+            "max_steps_per_epoch": config.max_steps_per_epoch,
+            "train_limit": config.train_limit,
+            "train_samples": len(self.train_set),  # type: ignore[arg-type]
+        }
+
+    # -- Ctrl-C ------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _sigint_handler(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.getsignal(signal.SIGINT)
+
+        def handle(signum: int, frame: Any) -> None:
+            self.stop_requested = True
+            # A second Ctrl-C aborts at once.
+            signal.signal(signal.SIGINT, previous if callable(previous) else signal.default_int_handler)
+            if self.info.is_main:
+                print(
+                    "\nstopping after this step and saving a checkpoint (Ctrl-C again to abort)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+        signal.signal(signal.SIGINT, handle)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _dataset_classes(dataset: Dataset[Any], default: int) -> int:
+    """The class count of a loaded dataset: an image folder's folders, else the dataset's own."""
+    base = dataset.dataset if isinstance(dataset, Subset) else dataset
+    classes = getattr(base, "classes", None)
+    if classes:
+        return len(classes)
+    return int(getattr(base, "num_classes", default))
+
+
+def _sums_tensor(sums: list[float] | torch.Tensor, device: torch.device) -> torch.Tensor:
+    if isinstance(sums, torch.Tensor):
+        return sums.detach().to(device=device, dtype=torch.float64).clone()
+    return torch.tensor(sums, dtype=torch.float64, device=device)
+
+
+def _restore_rng(rng: dict[str, Any]) -> None:
+    if "torch" in rng:
+        torch.set_rng_state(rng["torch"].to(torch.uint8))
+    if "python" in rng:
+        random.setstate(_as_tuple(rng["python"]))
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state(rng["cuda"].to(torch.uint8))
+
+
+def _as_tuple(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return tuple(_as_tuple(v) for v in value)
+    return value
+
+
+def _progress_bar(enabled: bool, **kwargs: Any) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(unit="batch", dynamic_ncols=True, leave=False, file=sys.stderr, **kwargs)
