@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from hub_server import olah_available, start_local_hub
+
+# The tests run tiny models, where one thread is fastest and timings don't depend on other load.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

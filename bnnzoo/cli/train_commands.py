@@ -78,7 +78,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source = evaluate.add_mutually_exclusive_group()
     source.add_argument("--pretrained", action="store_true", help="the zoo's published weights")
     source.add_argument(
-        "--checkpoint", metavar="PATH", help="a training checkpoint (stem or .json), a final.safetensors or a run folder"
+        "--checkpoint",
+        metavar="PATH",
+        help="a training checkpoint (stem or .json), a final.safetensors or a run folder",
     )
     _data_arguments(evaluate, dataset_default=None)
     evaluate.add_argument("--image-size", type=int, help="image side (default: from the weights or the genotype)")

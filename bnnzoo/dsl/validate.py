@@ -34,10 +34,10 @@ def _problems(g: Genotype) -> Iterator[Problem]:
     yield from _stride(g.stem.stride, g.stem.spans)
     if g.space != "mbconv" and g.shortcut != spaces.DEFAULT_SHORTCUT:
         yield f"'shortcut' applies to the mbconv space only, not '{g.space}'", g.spans.get("shortcut")
-    if isinstance(g.body, LayerList):
-        yield from _layer_list(g, g.body)
-    else:
-        yield from _cell_network(g, g.body)
+    body_problems = list(_layer_list(g, g.body) if isinstance(g.body, LayerList) else _cell_network(g, g.body))
+    yield from body_problems
+    if body_problems:
+        return  # sizes are out of bounds already; estimating could take as long as building
     estimate = estimate_parameters(g)
     if estimate > spaces.MAX_PARAMETERS:
         yield (

@@ -100,9 +100,9 @@ class MBConvSpace:
 
     input_shape: tuple[int, int, int] = (3, 32, 32)
     num_classes: int = 10
-    stem_channels: tuple[int, ...] = tuple(range(32, 65, 2))
+    stem_channels: tuple[int, ...] = tuple(range(32, 81, 2))
     stage_widths: tuple[tuple[int, ...], ...] = (
-        (32, 40, 48, 56, 64),
+        (32, 40, 48, 56, 64, 72, 80),
         (48, 64, 80, 96, 128),
         (96, 128, 160, 192, 224, 256),
         (160, 192, 224, 256, 320, 384, 448, 512),
@@ -270,8 +270,8 @@ class CellFitter:
     def __init__(self, space: CellSpace, targets: dict[str, float]) -> None:
         self.space = space
         self.targets = targets
-        self._fixed = self._measure_fixed()
-        self._positions = self._op_positions()
+        self.fixed = self._measure_fixed()
+        self._positions = self.op_positions()
 
     def _skeleton(self, normal: CellEdges, reduction: CellEdges, name: str = "fit", **header) -> Genotype:
         space = self.space
@@ -302,7 +302,7 @@ class CellFitter:
         genotype = self._skeleton(empty, empty)
         return measure(lambda: BinaryNet(genotype), genotype.input_shape)
 
-    def _op_positions(self) -> dict[str, list[tuple[int, int]]]:
+    def op_positions(self) -> dict[str, list[tuple[int, int]]]:
         """For each cell kind, the (channels, input size) of every cell of that kind."""
         space = self.space
         channels, size = space.channels, space.input_shape[1]
@@ -316,7 +316,7 @@ class CellFitter:
         return positions
 
     def counts(self, candidate: CellCandidate) -> Counts:
-        total = self._fixed
+        total = self.fixed
         for kind, edges in (("normal", candidate.normal), ("reduction", candidate.reduction)):
             for channels, size in self._positions[kind]:
                 for op, source in edges:

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
-from bnnzoo.build.binary import sign
+
+class _SignSTE(torch.autograd.Function):
+    """sign(w) (sign(0) = +1) with the clipped straight-through gradient 1[|w| <= 1]."""
+
+    @staticmethod
+    def forward(ctx: Any, w: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(w)
+        return torch.where(w >= 0, 1.0, -1.0).to(w.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        (w,) = ctx.saved_tensors
+        return grad * (w.abs() <= 1)
 
 
 def sign_ste(w: torch.Tensor) -> torch.Tensor:
     """sign(w) with the clipped straight-through gradient 1[|w| <= 1] (no scale)."""
-    clipped = w.clamp(-1, 1)
-    return clipped + (sign(w) - clipped).detach()
+    return _SignSTE.apply(w)

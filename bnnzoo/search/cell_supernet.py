@@ -91,27 +91,22 @@ class MixedCell(nn.Module):
 
     def _kernels(self, size: int) -> list[nn.Parameter]:
         c = self.channels
-        return [
-            nn.Parameter(torch.empty(len(t) * c, c, size, size).uniform_(-0.1, 0.1)) for t in self.targets
-        ]
+        return [nn.Parameter(torch.empty(len(t) * c, c, size, size).uniform_(-0.1, 0.1)) for t in self.targets]
 
     def binary_weights(self) -> list[nn.Parameter]:
         """The latent weights that are binarized in the forward pass (for eps_W)."""
         return [*self.w3, *self.w5, *self.wd3, *self.wd5]
 
     def _mixed_kernels(self, source: int, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The edges' mixtures of the binary convs: a plain 5x5 and a dilation-2 5x5 kernel."""
         c = self.channels
-
-        def column(op: int) -> torch.Tensor:
-            return weights[:, op].repeat_interleave(c).view(-1, 1, 1, 1)
-
-        centre = (1, 1, 1, 1)
-        plain = column(_CONV3) * self.scale3 * F.pad(sign_ste(self.w3[source]), centre) + column(
-            _CONV5
-        ) * self.scale5 * sign_ste(self.w5[source])
-        dilated = column(_DIL3) * self.scale3 * F.pad(sign_ste(self.wd3[source]), centre) + column(
-            _DIL5
-        ) * self.scale5 * sign_ste(self.wd5[source])
+        columns = weights[:, (_CONV3, _CONV5, _DIL3, _DIL5)].repeat_interleave(c, dim=0)
+        columns = columns * torch.tensor([self.scale3, self.scale5, self.scale3, self.scale5], device=weights.device)
+        columns = columns.view(-1, 4, 1, 1, 1)
+        plain = columns[:, 1] * sign_ste(self.w5[source])
+        plain[:, :, 1:4, 1:4] += columns[:, 0] * sign_ste(self.w3[source])
+        dilated = columns[:, 3] * sign_ste(self.wd5[source])
+        dilated[:, :, 1:4, 1:4] += columns[:, 2] * sign_ste(self.wd3[source])
         return plain, dilated
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

@@ -23,8 +23,8 @@ Optimizer and schedule
 Weight decay: where it applies
     Adam's L2 weight decay (added to the gradient, as ReActNet's code does) applies to the weight of
     every ``nn.Conv2d``: the latent real weights of the binary convolutions and the real convs (the
-    stem, a real 1x1 downsample). It never applies to BatchNorm, biases, RPReLU (shift, slope,
-    shift), RSign thresholds or the final fc (ReActNet decays 4-D tensors only, so its fc is not
+    stem, a real 1x1 downsample). It never applies to BatchNorm, biases, RPReLU (gamma, slope,
+    zeta), RSign thresholds or the final fc (ReActNet decays 4-D tensors only, so its fc is not
     decayed either; we select by module type so the (1, C, 1, 1) thresholds are not caught).
 
 Loss
@@ -50,8 +50,8 @@ Files in ``output_dir`` (only the main process writes)
     never pickle): model, optimizer, scheduler and GradScaler states, completed epochs, step, phase,
     RNG states (torch CPU, CUDA, Python ``random``), the config, the genotype text and the metrics
     history; written after every epoch and when training is interrupted. ``metrics.jsonl``: one
-    JSON line per epoch (phase, epoch, train loss/acc, test loss/top-1/top-5, lr of the epoch's last
-    step, seconds), appended and flushed; on resume it is rewritten from the checkpoint's history,
+    JSON line per epoch (phase, epoch, step, train loss/acc, test loss/top-1/top-5, samples seen, lr
+    of the epoch's last step, seconds), appended and flushed; on resume it is rewritten from the checkpoint's history,
     so earlier lines are kept and no line is duplicated. At the end ``final.safetensors`` (the model
     state dict only) and ``final.json`` (genotype text, dataset, test top-1/top-5/loss, recipe).
 
@@ -681,7 +681,14 @@ class _Run:
                         detail = " ".join(str(exc).split())[:600]
                         raise WeightsError(f"{weights_path}: does not fit teacher {name}: {detail}") from None
                 else:
-                    teacher = timm.create_model(name, pretrained=True)
+                    cfg = _pretrained_cfg(name)
+                    classes = getattr(cfg, "num_classes", None)
+                    if classes and classes != self.num_classes:  # say so before any download
+                        raise ModelError(
+                            f"teacher {name!r} predicts {classes} classes but {config.dataset} has "
+                            f"{self.num_classes}; pass --teacher-weights FILE with weights trained on this dataset"
+                        )
+                    teacher = timm.create_model(name, pretrained=True, in_chans=self.in_chans)
             except BnnzooError:
                 raise
             except Exception as exc:  # timm: unknown name, no network, missing weights...
@@ -911,6 +918,8 @@ class _Run:
             "test_loss": test["loss"],
             "test_top1": test["top1"],
             "test_top5": test["top5"],
+            "train_samples": int(count),
+            "test_samples": int(test["samples"]),
             "lr": self.last_lr,
             "seconds": round(seconds, 3),
         }
@@ -1160,3 +1169,13 @@ def _progress_bar(enabled: bool, **kwargs: Any) -> Any:
     from tqdm import tqdm
 
     return tqdm(unit="batch", dynamic_ncols=True, leave=False, file=sys.stderr, **kwargs)
+
+
+def _pretrained_cfg(name: str) -> Any:
+    """timm's pretrained config of ``name`` (``None`` for Hub repos and unknown names)."""
+    from timm.models import get_pretrained_cfg
+
+    try:
+        return get_pretrained_cfg(name, allow_unregistered=False)
+    except Exception:  # unknown name or tag: timm.create_model reports it
+        return None
