@@ -94,8 +94,10 @@ class SearchError(BnnzooError):
 
 
 def _excerpt(source: str, position: Position) -> str:
-    lines = source.splitlines()
+    lines = source.split("\n")
     if not 1 <= position.line <= len(lines):
         return ""
-    text = lines[position.line - 1].expandtabs(1)
+    text = lines[position.line - 1].expandtabs(1).rstrip("\r")
+    if not text.strip():
+        return ""
     return f"    {text}\n    {' ' * (position.column - 1)}^"

@@ -28,9 +28,9 @@ from bnnzoo.dsl import (
     check,
     check_genotype,
     parse,
+    spaces,
     to_text,
 )
-from bnnzoo.dsl import spaces
 from bnnzoo.dsl.validate import estimate_parameters
 
 ZOO = Path(__file__).resolve().parents[1] / "genotypes"
@@ -89,6 +89,11 @@ sizes = st.one_of(st.integers(1, 64), st.integers(1, spaces.MAX_INPUT_SIZE), st.
 small_channels = st.one_of(st.integers(1, 64), st.sampled_from((1, 2, 3)))
 
 
+def rarely(extreme: st.SearchStrategy, usual: st.SearchStrategy) -> st.SearchStrategy:
+    """``extreme`` about one time in ten, else ``usual``."""
+    return st.integers(0, 9).flatmap(lambda roll: extreme if roll == 0 else usual)
+
+
 def max_reductions(height: int, width: int) -> int:
     """How many stride-2 steps an input allows: halving down to 1x1 at most."""
     return max(min(height, width).bit_length() - 1, 0)
@@ -106,7 +111,7 @@ def within_parameter_bound(genotype: Genotype) -> bool:
 
 @st.composite
 def repeats(draw, left: int) -> int:
-    return min(draw(st.one_of(st.just(1), st.integers(1, 4), st.integers(1, spaces.MAX_REPEAT))), left)
+    return min(draw(rarely(st.integers(1, spaces.MAX_REPEAT), st.one_of(st.just(1), st.integers(1, 4)))), left)
 
 
 @st.composite
@@ -126,7 +131,7 @@ def mbconv_layers(draw, stem_channels: int, strides_left: int) -> LayerList:
         even = tuple(e for e in range(2, spaces.MBCONV_MAX_EXPANSION + 1, 2))
         expansion = draw(st.integers(1, spaces.MBCONV_MAX_EXPANSION) if channels % 2 == 0 else st.sampled_from(even))
         # An MB block never narrows: its shortcut only fills channels up.
-        grow = draw(st.one_of(st.just(0), st.integers(0, 16), st.integers(0, 128), st.just(spaces.MAX_CHANNELS)))
+        grow = draw(rarely(st.just(spaces.MAX_CHANNELS), st.one_of(st.just(0), st.integers(0, 8), st.integers(0, 64))))
         out = min(channels + grow, spaces.MAX_CHANNELS)
         stride = draw(st.sampled_from((1, 2))) if strides_left else 1
         strides_left -= stride == 2
@@ -143,7 +148,7 @@ def resnet_layers(draw, strides_left: int) -> LayerList:
     for index in range(count):
         repeat = draw(repeats(spaces.MAX_LAYERS - total - (count - index - 1)))
         total += repeat
-        channels = draw(st.one_of(small_channels, st.integers(1, 256), st.just(spaces.MAX_CHANNELS)))
+        channels = draw(rarely(st.just(spaces.MAX_CHANNELS), st.one_of(small_channels, st.integers(1, 256))))
         stride = draw(st.sampled_from((1, 2))) if strides_left else 1
         strides_left -= stride == 2
         downsample = draw(st.sampled_from(spaces.BASIC_DOWNSAMPLES))
@@ -169,8 +174,9 @@ def cells(draw, kind: str, node_count: int, concat_count: int) -> Cell:
 @st.composite
 def cell_networks(draw, strides_left: int) -> CellNetwork:
     layers = draw(st.one_of(st.integers(1, 20), st.integers(1, spaces.MAX_CELL_LAYERS)))
-    reductions = draw(st.lists(st.integers(0, layers - 1), unique=True, max_size=min(strides_left, layers)))
-    channels = 2 * draw(st.one_of(st.integers(1, 16), st.integers(1, 64), st.just(spaces.MAX_CHANNELS // 2)))
+    most = min(strides_left, layers, draw(st.sampled_from((2, 3, spaces.MAX_CELL_LAYERS))))
+    reductions = draw(st.lists(st.integers(0, layers - 1), unique=True, max_size=most))
+    channels = 2 * draw(st.one_of(st.integers(1, 16), st.integers(1, 64)))
     normal_nodes = draw(st.integers(1, spaces.MAX_CELL_NODES))
     reduction_nodes = draw(st.integers(1, spaces.MAX_CELL_NODES))
     # Both cells concatenate the same number of nodes (equal cell widths for the residual).
@@ -191,7 +197,9 @@ def genotypes(draw) -> Genotype:
     strides_left = max_reductions(*input_shape[1:])
     stem_stride = draw(st.sampled_from((1, 2))) if strides_left else 1
     strides_left -= stem_stride == 2
-    stem_channels = draw(st.one_of(small_channels, st.integers(1, 128), st.just(spaces.MAX_CHANNELS)))
+    # MB blocks never narrow, so a very wide stem only fits the resnet space.
+    usual = st.one_of(small_channels, st.integers(1, 128))
+    stem_channels = draw(rarely(st.just(spaces.MAX_CHANNELS), usual) if space == "resnet" else usual)
     stem = Stem(draw(st.sampled_from((3, 5, 7))), stem_channels, stem_stride)
     if space == "mbconv":
         body = draw(mbconv_layers(stem_channels, strides_left))

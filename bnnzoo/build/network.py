@@ -14,11 +14,11 @@ from timm.models._features import feature_take_indices
 from torch import nn
 
 from bnnzoo import dsl
+from bnnzoo._suggest import did_you_mean
 from bnnzoo.build.cells import CellBody
 from bnnzoo.build.layer_list import LayerListBody
 from bnnzoo.build.units import RealStem
 from bnnzoo.dsl.spaces import SHORTCUT_KINDS
-from bnnzoo._suggest import did_you_mean
 from bnnzoo.dsl.types import Genotype, LayerList
 from bnnzoo.errors import ModelError
 

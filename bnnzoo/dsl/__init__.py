@@ -86,9 +86,7 @@ def load_genotype(path: str | os.PathLike) -> Genotype:
     except FileNotFoundError:
         raise BnnzooError(f"{path}: no such genotype file") from None
     except UnicodeDecodeError as exc:
-        raise GenotypeError(
-            f"not a UTF-8 text file ({exc.reason} at byte {exc.start})", path=str(path)
-        ) from None
+        raise GenotypeError(f"not a UTF-8 text file ({exc.reason} at byte {exc.start})", path=str(path)) from None
     except OSError as exc:
         raise BnnzooError(f"{path}: cannot read: {exc.strerror}") from None
     return parse(text, str(path))

@@ -33,7 +33,7 @@ def to_text(genotype: Genotype) -> str:
         lines += [
             f"layers {body.layers}",
             f"channels {body.channels}",
-            "reductions " + " ".join(str(index) for index in body.reductions),
+            " ".join(["reductions", *(str(index) for index in body.reductions)]),
         ]
     lines += [f"meta {key} = {json.dumps(value, ensure_ascii=False)}" for key, value in genotype.meta]
     lines.append("")

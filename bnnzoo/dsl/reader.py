@@ -39,6 +39,8 @@ from bnnzoo.errors import GenotypeError, GenotypeSyntaxError, GenotypeValidation
 SETTINGS = ("name", "space", "input", "classes", "stem", "head", "shortcut", "channels", "reductions")
 BLOCKS = ("MB3", "MB5", "MB7", "skip", "basic")
 _MB = re.compile(r"MB([0-9]+)$")
+_MAX_DIGITS = 1000  # far above every bound, far below what int() refuses
+_LONG_NUMBER = re.compile(rf"[0-9]{{{_MAX_DIGITS + 1},}}")
 
 _TERMINAL_NAMES = {
     "_NL": "end of line",
@@ -54,7 +56,7 @@ _TERMINAL_NAMES = {
 
 @functools.cache
 def _parser() -> Lark:
-    return Lark(_resources.grammar_path().read_text(encoding="utf-8"), parser="lalr")
+    return Lark(_resources.grammar_path().read_text(encoding="utf-8"), parser="lalr", propagate_positions=True)
 
 
 def read(text: str, path: str = "<string>") -> tuple[Genotype | None, list[GenotypeError]]:
@@ -64,6 +66,8 @@ def read(text: str, path: str = "<string>") -> tuple[Genotype | None, list[Genot
     except UnexpectedInput as exc:
         return None, [_syntax_error(exc, text, path)]
     reader = _Reader(text, path)
+    if reader.check_numbers(tree):
+        return None, reader.errors
     genotype = reader.read(tree)
     return genotype, reader.errors
 
@@ -82,12 +86,16 @@ def _syntax_error(exc: UnexpectedInput, text: str, path: str) -> GenotypeSyntaxE
         if token.type == "_NL":
             line, column = _line_end(text, token.line)
         message = f"unexpected {shown}"
-        if token.line == 1 and token.column == 1 or exc.state == 0:
+        if _only_comments(text[: token.start_pos]):
             message += "; a genotype file starts with 'bnnzoo 1'"
     expected = _expected(exc)
     if expected and "did you mean" not in message and "starts with" not in message:
         message += "; expected " + " or ".join(expected)
     return GenotypeSyntaxError(message, path=path, position=Position(line, column), source=text)
+
+
+def _only_comments(text: str) -> bool:
+    return all(not line.strip() or line.strip().startswith("#") for line in text.split("\n"))
 
 
 def _expected(exc: UnexpectedInput) -> list[str]:
@@ -103,12 +111,12 @@ def _expected(exc: UnexpectedInput) -> list[str]:
 
 
 def _end_position(text: str) -> tuple[int, int]:
-    lines = text.rstrip("\n").splitlines() or [""]
+    lines = text.rstrip("\n").split("\n")
     return len(lines), len(lines[-1]) + 1
 
 
 def _line_end(text: str, line: int) -> tuple[int, int]:
-    lines = text.splitlines()
+    lines = text.split("\n")
     return line, (len(lines[line - 1]) + 1 if 0 < line <= len(lines) else 1)
 
 
@@ -133,11 +141,18 @@ class _Reader:
 
     def error(self, message: str, at: Token | Position | None) -> None:
         position = _at(at) if isinstance(at, Token) else at
-        self.errors.append(
-            GenotypeValidationError(message, path=self.path, position=position, source=self.text)
-        )
+        self.errors.append(GenotypeValidationError(message, path=self.path, position=position, source=self.text))
 
     # -- top level ---------------------------------------------------------------------------
+
+    def check_numbers(self, tree: Tree) -> bool:
+        """Report numbers too long to be sane (they would also be slow to convert); True if any."""
+        found = False
+        for token in tree.scan_values(lambda v: isinstance(v, Token) and v.type != "STRING"):
+            if _LONG_NUMBER.search(token):
+                self.error(f"number too large in '{token[:20]}...'; numbers have at most {_MAX_DIGITS} digits", token)
+                found = True
+        return found
 
     def read(self, tree: Tree) -> Genotype | None:
         version_tree, *statements = tree.children
@@ -218,7 +233,7 @@ class _Reader:
             self.error("a genotype has one 'layers { ... }' block", _tree_start(tree))
             return
         layers = tuple(layer for child in tree.children if (layer := self._layer(child)) is not None)
-        self.layers = LayerList(layers)
+        self.layers = LayerList(layers, spans={"block": _tree_start(tree)})
         self.first_body = self.first_body or _tree_start(tree)
 
     def _cell_block(self, tree: Tree) -> None:
@@ -323,10 +338,9 @@ class _Reader:
         layers = int(self.layer_count)
         reductions = self._ints("reductions")
         if reductions is None:
-            reductions = (layers // 3, 2 * layers // 3)
+            reductions = default_reductions(layers)
         spans = {"layers": _at(self.layer_count)}
-        if "reductions" in self.settings:
-            spans["reductions"] = _at(self.settings["reductions"][0])
+        spans["reductions"] = _at(self.settings["reductions"][0]) if "reductions" in self.settings else spans["layers"]
         spans["channels"] = _at(self.settings["channels"][0])
         return CellNetwork(layers, channels, reductions, self.cells["normal"], self.cells["reduction"], spans)
 
@@ -382,9 +396,7 @@ class _Reader:
         numbers = [v for v in values if v.type == "INT"]
         strides = [v for v in values if v.type == "WORD" and re.fullmatch(r"s[0-9]+", v)]
         if len(kinds) != 1 or len(numbers) != 1 or len(strides) > 1 or len(values) > 3:
-            self.error(
-                "'stem' expects a kind, channels and an optional stride, e.g. 'stem conv3x3 48'", token
-            )
+            self.error("'stem' expects a kind, channels and an optional stride, e.g. 'stem conv3x3 48'", token)
             return None
         kind = kinds[0]
         if kind not in spaces.STEM_KINDS:
@@ -420,6 +432,11 @@ _EXAMPLES = {
 }
 
 
+def default_reductions(layers: int) -> tuple[int, ...]:
+    """BNAS puts the reductions at layers // 3 and 2 * layers // 3 (never at the first cell)."""
+    return tuple(sorted({layers // 3, 2 * layers // 3} - {0}))
+
+
 def _part(child: Tree | Token) -> str:
     return child.data if isinstance(child, Tree) else child.type
 
@@ -429,13 +446,13 @@ def _first_token(node: Tree | Token) -> Token:
 
 
 def _tree_start(tree: Tree) -> Position | None:
-    token = next(tree.scan_values(lambda v: isinstance(v, Token)), None)
-    return _at(token) if token is not None else None
+    meta = tree.meta
+    return None if meta.empty else Position(meta.line, meta.column)
 
 
 def _leading_comments(text: str) -> tuple[str, ...]:
     comments = []
-    for line in text.splitlines():
+    for line in text.split("\n"):
         stripped = line.strip()
         if not stripped:
             continue

@@ -6,6 +6,7 @@ the same rules as parsed files. Positions come from the spans the reader recorde
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 
 from bnnzoo._suggest import did_you_mean
@@ -24,19 +25,14 @@ def validate(genotype: Genotype, source: str | None = None) -> list[GenotypeVali
     ]
 
 
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
+
+
 def _problems(g: Genotype) -> Iterator[Problem]:
-    channels, height, width = g.input_shape
-    yield from _bound("input channels", channels, 1, spaces.MAX_INPUT_CHANNELS, g.spans, "input")
-    yield from _bound("input height", height, 1, spaces.MAX_INPUT_SIZE, g.spans, "input")
-    yield from _bound("input width", width, 1, spaces.MAX_INPUT_SIZE, g.spans, "input")
-    yield from _bound("classes", g.num_classes, 1, spaces.MAX_CLASSES, g.spans, "classes")
-    yield from _bound("stem channels", g.stem.channels, 1, spaces.MAX_CHANNELS, g.stem.spans, "channels")
-    yield from _stride(g.stem.stride, g.stem.spans)
-    if g.space != "mbconv" and g.shortcut != spaces.DEFAULT_SHORTCUT:
-        yield f"'shortcut' applies to the mbconv space only, not '{g.space}'", g.spans.get("shortcut")
-    body_problems = list(_layer_list(g, g.body) if isinstance(g.body, LayerList) else _cell_network(g, g.body))
-    yield from body_problems
-    if body_problems:
+    problems = list(_header_problems(g))
+    problems += _layer_list(g, g.body) if isinstance(g.body, LayerList) else _cell_network(g, g.body)
+    yield from problems
+    if problems:
         return  # sizes are out of bounds already; estimating could take as long as building
     estimate = estimate_parameters(g)
     if estimate > spaces.MAX_PARAMETERS:
@@ -47,9 +43,28 @@ def _problems(g: Genotype) -> Iterator[Problem]:
         )
 
 
-def _bound(
-    what: str, value: int, low: int, high: int, spans: Mapping[str, Position], key: str
-) -> Iterator[Problem]:
+def _header_problems(g: Genotype) -> Iterator[Problem]:
+    if not _WORD.match(g.name):
+        yield f"name {g.name!r} is not a word (letters, digits, _ . -, not starting with a digit)", g.spans.get("name")
+    for key, _ in g.meta:
+        if not _WORD.match(key):
+            yield f"meta key {key!r} is not a word (letters, digits, _ . -)", None
+    if len({key for key, _ in g.meta}) != len(g.meta):
+        yield "a meta key is set twice", None
+    if any("\n" in c or "\r" in c for c in g.comments):
+        yield "a comment line cannot contain a line break", None
+    channels, height, width = g.input_shape
+    yield from _bound("input channels", channels, 1, spaces.MAX_INPUT_CHANNELS, g.spans, "input")
+    yield from _bound("input height", height, 1, spaces.MAX_INPUT_SIZE, g.spans, "input")
+    yield from _bound("input width", width, 1, spaces.MAX_INPUT_SIZE, g.spans, "input")
+    yield from _bound("classes", g.num_classes, 1, spaces.MAX_CLASSES, g.spans, "classes")
+    yield from _bound("stem channels", g.stem.channels, 1, spaces.MAX_CHANNELS, g.stem.spans, "channels")
+    yield from _stride(g.stem.stride, g.stem.spans)
+    if g.space != "mbconv" and g.shortcut != spaces.DEFAULT_SHORTCUT:
+        yield f"'shortcut' applies to the mbconv space only, not '{g.space}'", g.spans.get("shortcut")
+
+
+def _bound(what: str, value: int, low: int, high: int, spans: Mapping[str, Position], key: str) -> Iterator[Problem]:
     if not low <= value <= high:
         yield f"{what} must be between {low} and {high}, got {value}", spans.get(key)
 
@@ -70,7 +85,7 @@ def _layer_list(g: Genotype, body: LayerList) -> Iterator[Problem]:
         yield "the 'layers' block is empty", body.spans.get("block")
     total = sum(layer.repeat for layer in body.layers)
     if total > spaces.MAX_LAYERS:
-        yield f"the network has {total} layers, over the limit of {spaces.MAX_LAYERS}", None
+        yield f"the network has {total} layers, over the limit of {spaces.MAX_LAYERS}", body.spans.get("block")
     reductions = int(g.stem.stride == 2)
     limit = _max_reductions(g)
     channels = g.stem.channels
@@ -90,9 +105,7 @@ def _layer_list(g: Genotype, body: LayerList) -> Iterator[Problem]:
             if layer.kernel not in spaces.MBCONV_KERNELS:
                 kernels = ", ".join(str(k) for k in spaces.MBCONV_KERNELS)
                 yield f"kernel {layer.kernel} is outside the mbconv space (kernels {kernels})", where
-            yield from _bound(
-                "expansion", layer.expansion, 1, spaces.MBCONV_MAX_EXPANSION, layer.spans, "argument"
-            )
+            yield from _bound("expansion", layer.expansion, 1, spaces.MBCONV_MAX_EXPANSION, layer.spans, "argument")
         channels = layer.channels
         if layer.stride == 2:
             reductions += 1
@@ -208,14 +221,15 @@ def estimate_parameters(g: Genotype) -> int:
     total = g.input_shape[0] * channels * g.stem.kernel**2
     if isinstance(g.body, LayerList):
         for layer in g.body.layers:
-            if isinstance(layer, MBConv):
-                hidden = channels * layer.expansion
-                block = channels * hidden + layer.kernel**2 * hidden * hidden // 2 + hidden * layer.channels
-            elif isinstance(layer, Basic):
-                block = 9 * channels * layer.channels + 9 * layer.channels**2 + channels * layer.channels
-            else:
+            if isinstance(layer, Skip):
                 continue
-            total += block * layer.repeat
+            for copy in range(layer.repeat):
+                cin = channels if copy == 0 else layer.channels
+                if isinstance(layer, MBConv):
+                    hidden = cin * layer.expansion
+                    total += cin * hidden + layer.kernel**2 * hidden * hidden // 2 + hidden * layer.channels
+                else:
+                    total += 9 * cin * layer.channels + 9 * layer.channels**2 + cin * layer.channels
             channels = layer.channels
     else:
         body = g.body

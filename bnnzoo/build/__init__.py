@@ -1,0 +1,1 @@
+"""Binary layers, blocks, cells and networks built from genotypes."""

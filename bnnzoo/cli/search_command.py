@@ -1,0 +1,139 @@
+"""``bnnzoo search``: differentiable binary NAS with bimodal perturbation, emitting a .bnn file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bnnzoo.errors import SearchError
+from bnnzoo.search.config import SearchConfig
+
+_SUFFIXES = {"k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9}
+
+
+def quantity(text: str) -> float:
+    """``10.6M`` -> 10.6e6."""
+    number, factor = (text[:-1], _SUFFIXES[text[-1]]) if text and text[-1] in _SUFFIXES else (text, 1.0)
+    try:
+        return float(number) * factor
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number like 10.6M: {text!r}") from None
+
+
+def floats(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("search", help="search a genotype with bimodal parameter perturbation")
+    p.add_argument("--space", default="bnas", help="bnas (cells) or mbconv (layer lists)")
+    p.add_argument("--dataset", default="fashion_mnist", help="fashion_mnist, cifar10, cifar100, imagefolder")
+    p.add_argument("--data-root", help="folder of a local dataset (CIFAR in the torchvision layout, image folders)")
+    p.add_argument("-o", "--output", default="runs/search", help="output folder")
+    p.add_argument("--name", default="searched", help="the genotype's name and file stem")
+    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--limit", type=int, help="use only the first N training images")
+    p.add_argument("--max-steps", type=int, help="at most N steps per epoch")
+    p.add_argument("--channels", type=int, default=16, help="bnas: initial channels")
+    p.add_argument("--layers", type=int, default=8, help="bnas: number of cells")
+    p.add_argument("--widths", type=ints, default=(16, 24, 32, 64), help="mbconv: stage widths")
+    p.add_argument("--depths", type=ints, default=(1, 2, 2, 2), help="mbconv: layers per stage")
+    p.add_argument("--stem-channels", type=int, default=16, help="mbconv: stem channels")
+    p.add_argument("--kernels", type=ints, default=None, help="mbconv: candidate kernels (default 3,5)")
+    p.add_argument("--expansions", type=ints, default=None, help="mbconv: candidate expansions (default 1,2,3,4,6)")
+    p.add_argument("--eps-a", type=floats, default=[0.0], help="architecture noise scale(s), e.g. 0,0.1,0.2")
+    p.add_argument("--eps-w", type=floats, default=[0.0], help="weight noise scale(s), e.g. 0,0.25")
+    p.add_argument("--ramp", action="store_true", help="ramp the noise linearly over the epochs")
+    p.add_argument("--weight-optimizer", default="sgd", help="sgd (DARTS) or adam (BNN practice)")
+    p.add_argument("--lr", type=float, default=0.025, help="weight learning rate")
+    p.add_argument("--arch-lr", type=float, default=3e-4)
+    p.add_argument("--target-ops", type=quantity, help="target Equiv. Ops, e.g. 10.6M")
+    p.add_argument("--target-weight", type=float, default=1.0)
+    p.add_argument("--proxy-epochs", type=int, default=2, help="grid search: proxy training epochs")
+    p.add_argument("--proxy-steps", type=int, help="grid search: proxy steps per epoch")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--amp", action="store_true", help="bf16 mixed precision (CUDA only)")
+    p.add_argument("--resume", action="store_true", help="continue from the output folder's checkpoint")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(run=run_search_command)
+
+
+def _config(args: argparse.Namespace) -> SearchConfig:
+    extra = {}
+    if args.kernels:
+        extra["kernels"] = args.kernels
+    if args.expansions:
+        extra["expansions"] = args.expansions
+    return SearchConfig(
+        space=args.space,
+        dataset=args.dataset,
+        data_root=args.data_root,
+        output=args.output,
+        name=args.name,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        limit=args.limit,
+        max_steps=args.max_steps,
+        channels=args.channels,
+        layers=args.layers,
+        widths=args.widths,
+        depths=args.depths,
+        stem_channels=args.stem_channels,
+        weight_optimizer=args.weight_optimizer,
+        weight_lr=args.lr,
+        arch_lr=args.arch_lr,
+        eps_a=args.eps_a[0],
+        eps_w=args.eps_w[0],
+        ramp=args.ramp,
+        target_ops=args.target_ops,
+        target_weight=args.target_weight,
+        seed=args.seed,
+        device=args.device,
+        amp=args.amp,
+        progress=not args.no_progress and sys.stderr.isatty(),
+        **extra,
+    )
+
+
+def run_search_command(args: argparse.Namespace) -> int:
+    from bnnzoo.search.engine import run_search
+
+    if not args.eps_a or not args.eps_w:
+        raise SearchError("--eps-a and --eps-w need at least one value")
+    config = _config(args)
+    for value in args.eps_a + args.eps_w:
+        config.eps_a = value
+        config.validate()  # every grid value is checked before anything runs
+    config.eps_a = args.eps_a[0]
+    if len(args.eps_a) > 1 or len(args.eps_w) > 1:
+        from bnnzoo.search.grid import ProxyConfig, grid_search
+
+        proxy = ProxyConfig(args.proxy_epochs, args.proxy_steps, args.batch_size, args.limit, args.limit)
+        points, best = grid_search(config, args.eps_a, args.eps_w, proxy)
+        for point in points:
+            print(f"eps_a={point.eps_a:g} eps_w={point.eps_w:g}: proxy top-1 {point.proxy_top1 * 100:.2f}%")
+        print(f"best: eps_a={best.eps_a:g} eps_w={best.eps_w:g}; results in {args.output}/grid_results.md")
+        print(f"wrote {args.output}/{args.name}.bnn")
+        return 0
+    try:
+        result = run_search(config, resume=args.resume)
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: checkpoint saved in {args.output}; continue with the same command and --resume",
+            file=sys.stderr,
+        )
+        raise
+    print(f"wrote {result.genotype_path} (log: {result.log_path})")
+    return 0
