@@ -23,6 +23,7 @@ from bnnzoo.errors import WeightsError
 
 _TENSOR = "__tensor__"
 _TUPLE = "__tuple__"
+_ITEMS = "__items__"  # a dict with non-string keys (optimizer state is keyed by int)
 FORMAT = "bnnzoo.checkpoint/1"
 
 
@@ -33,7 +34,9 @@ def flatten(obj: Any, tensors: dict[str, torch.Tensor], prefix: str = "") -> Any
         tensors[key] = obj.detach().cpu().contiguous()
         return {_TENSOR: key}
     if isinstance(obj, dict):
-        return {str(k): flatten(v, tensors, f"{prefix}.{k}" if prefix else str(k)) for k, v in obj.items()}
+        if not all(isinstance(k, str) for k in obj):
+            return {_ITEMS: [[k, flatten(v, tensors, f"{prefix}.{k}" if prefix else str(k))] for k, v in obj.items()]}
+        return {k: flatten(v, tensors, f"{prefix}.{k}" if prefix else k) for k, v in obj.items()}
     if isinstance(obj, tuple):
         return {_TUPLE: [flatten(v, tensors, f"{prefix}.{i}") for i, v in enumerate(obj)]}
     if isinstance(obj, list):
@@ -48,6 +51,8 @@ def unflatten(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
             return tensors[obj[_TENSOR]]
         if set(obj) == {_TUPLE}:
             return tuple(unflatten(v, tensors) for v in obj[_TUPLE])
+        if set(obj) == {_ITEMS}:
+            return {k: unflatten(v, tensors) for k, v in obj[_ITEMS]}
         return {k: unflatten(v, tensors) for k, v in obj.items()}
     if isinstance(obj, list):
         return [unflatten(v, tensors) for v in obj]

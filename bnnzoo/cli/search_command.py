@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 
 from bnnzoo.errors import SearchError
 from bnnzoo.search.config import SearchConfig
@@ -113,10 +114,9 @@ def run_search_command(args: argparse.Namespace) -> int:
     if not args.eps_a or not args.eps_w:
         raise SearchError("--eps-a and --eps-w need at least one value")
     config = _config(args)
-    for value in args.eps_a + args.eps_w:
-        config.eps_a = value
-        config.validate()  # every grid value is checked before anything runs
-    config.eps_a = args.eps_a[0]
+    for eps_a in args.eps_a:  # every grid point is checked before anything runs
+        for eps_w in args.eps_w:
+            replace(config, eps_a=eps_a, eps_w=eps_w).validate()
     if len(args.eps_a) > 1 or len(args.eps_w) > 1:
         from bnnzoo.search.grid import ProxyConfig, grid_search
 
