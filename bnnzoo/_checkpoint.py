@@ -64,12 +64,12 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     base = Path(path)
     tensors: dict[str, torch.Tensor] = {}
     skeleton = flatten(state, tensors)
-    tensor_file = base.with_suffix(".safetensors")
+    tensor_file = _sibling(base, ".safetensors")
     with atomic_path(tensor_file) as tmp:
         save_file(tensors, str(tmp))
         digest = _sha256(tmp)
     meta = {"format": FORMAT, "tensors": tensor_file.name, "sha256": digest, "state": skeleton}
-    json_file = base.with_suffix(".json")
+    json_file = _sibling(base, ".json")
     atomic_write_text(json_file, json.dumps(meta, indent=1, sort_keys=True))
     return json_file
 
@@ -79,7 +79,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     base = Path(path)
     if base.suffix in (".json", ".safetensors"):
         base = base.with_suffix("")
-    json_file = base.with_suffix(".json")
+    json_file = _sibling(base, ".json")
     try:
         meta = json.loads(json_file.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -104,6 +104,11 @@ def load_safetensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise WeightsError(f"{path}: no such weights file") from None
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise WeightsError(f"{path}: not a valid safetensors file (truncated or corrupt): {exc}") from None
+
+
+def _sibling(base: Path, suffix: str) -> Path:
+    """``run/ckpt.epoch3`` -> ``run/ckpt.epoch3.json`` (with_suffix would drop ``.epoch3``)."""
+    return base.parent / f"{base.name}{suffix}"
 
 
 def _sha256(path: Path) -> str:

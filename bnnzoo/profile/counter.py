@@ -186,5 +186,6 @@ def profile(model_or_genotype, input_size: tuple[int, int, int] | None = None) -
         genotype = getattr(model, "genotype", None)
         if genotype is None:
             raise ValueError("input_size is required for a model that has no genotype")
-        input_size = genotype.input_shape
+        channels = getattr(model, "in_chans", genotype.input_shape[0])
+        input_size = (channels, *genotype.input_shape[1:])
     return profile_module(model, tuple(input_size))

@@ -37,7 +37,9 @@ def create_model(model: str | os.PathLike | Genotype, pretrained: bool = False, 
     """Build a zoo model by name (``"mbconv_a"``, ``"mbconv_a.fashion_mnist"``), a ``.bnn`` path,
     a :class:`Genotype`, or a published repo (``"hf-hub:ORG/NAME"``, ``"local-dir:PATH"``)."""
     if isinstance(model, str) and model.startswith(_HUB_PREFIXES):
-        return timm.create_model(model, pretrained=pretrained, **kwargs)
+        from bnnzoo.hub.load import create_from_hub
+
+        return create_from_hub(model, pretrained=pretrained, **kwargs)
     if isinstance(model, str) and model.split(".")[0] in _zoo():
         if pretrained:
             _require_weights(model)

@@ -1,0 +1,268 @@
+"""The model card (``README.md``) of a staged Hub repository: YAML front matter and a body."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from bnnzoo.dsl.types import Genotype
+
+__all__ = ["BIBTEX", "TAGS", "model_card", "top1_of", "top5_of"]
+
+TAGS = ["bnnzoo", "binary-neural-network", "image-classification", "timm"]
+PAPER_TITLE = "Searching for Robust Binary Neural Networks via Bimodal Parameter Perturbation"
+PAPER_DOI = "10.1109/WACV56688.2023.00244"
+BIBTEX = """@inproceedings{ahn2023searching,
+  title     = {Searching for Robust Binary Neural Networks via Bimodal Parameter Perturbation},
+  author    = {Ahn, Daehyun and Kim, Hyungjun and Kim, Taesu and Park, Eunhyeok and Kim, Jae-Joon},
+  booktitle = {Proceedings of the IEEE/CVF Winter Conference on Applications of Computer Vision (WACV)},
+  pages     = {2409--2418},
+  year      = {2023},
+  doi       = {10.1109/WACV56688.2023.00244}
+}"""
+
+# Where a top-1 accuracy (in percent) may sit in a metrics dict, best first.
+_TOP1_KEYS = ("top1", "acc1", "top1_accuracy", "accuracy", "test_top1", "val_top1", "eval_top1", "best_top1")
+_TOP5_KEYS = ("top5", "acc5", "test_top5", "val_top5", "eval_top5")
+_NESTED = ("test", "eval", "val", "validation", "best", "final")
+
+
+def _fraction(value: Any) -> float | None:
+    """An accuracy as a fraction: bnnzoo writes fractions in [0, 1]; a value above 1 is a percentage."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 100:
+        return float(value) / 100 if value > 1 else float(value)
+    return None
+
+
+def _lookup(metrics: Mapping[str, Any] | None, keys: tuple[str, ...]) -> float | None:
+    if not metrics:
+        return None
+    for key in keys:
+        value = _fraction(metrics.get(key))
+        if value is not None:
+            return value
+    for key in _NESTED:
+        nested = metrics.get(key)
+        if isinstance(nested, Mapping):
+            found = _lookup(nested, keys)
+            if found is not None:
+                return found
+    return None
+
+
+def top1_of(metrics: Mapping[str, Any] | None) -> float | None:
+    """The top-1 accuracy in a metrics dict (``top1``, ``acc1``, ``accuracy``, ``test_top1`` ...) as a fraction.
+
+    bnnzoo's trainer and evaluator write accuracies as fractions in [0, 1]; a value above 1 is read as
+    a percentage. Dicts under ``test``, ``eval``, ``val``, ``best`` or ``final`` are searched too.
+    """
+    return _lookup(metrics, _TOP1_KEYS)
+
+
+def top5_of(metrics: Mapping[str, Any] | None) -> float | None:
+    """Like :func:`top1_of`, for ``top5``, ``acc5`` or ``test_top5``."""
+    return _lookup(metrics, _TOP5_KEYS)
+
+
+def _percent(fraction: float) -> float:
+    return round(fraction * 100, 2)
+
+
+def _front_matter(
+    title: str, license: str, dataset: str | None, top1: float | None, metrics: Mapping[str, Any] | None
+) -> str:
+    meta: dict[str, Any] = {
+        "library_name": "timm",
+        "license": license,
+        "pipeline_tag": "image-classification",
+        "tags": list(TAGS),
+    }
+    if dataset:
+        meta["datasets"] = [dataset]
+    if top1 is not None:
+        meta["metrics"] = ["accuracy"]
+        # model-index values in percent, as the Hub shows them.
+        entries: list[dict[str, Any]] = [{"type": "accuracy", "value": _percent(top1), "name": "Top-1 accuracy"}]
+        top5 = top5_of(metrics)
+        if top5 is not None:
+            entries.append({"type": "top_5_accuracy", "value": _percent(top5), "name": "Top-5 accuracy"})
+        result: dict[str, Any] = {
+            "task": {"type": "image-classification", "name": "Image Classification"},
+            "metrics": entries,
+        }
+        if dataset:
+            result["dataset"] = {"name": dataset, "type": dataset}
+        meta["model-index"] = [{"name": title, "results": [result]}]
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
+
+
+def _op_table(info: Mapping[str, Any]) -> list[str]:
+    def number(value: float, digits: int) -> str:
+        # Tiny models would print 0.000: keep three significant digits below the table's precision.
+        return f"{value:.{digits}f}" if value == 0 or abs(value) >= 10 ** (1 - digits) else f"{value:.3g}"
+
+    def row(label: str, figures: Mapping[str, Any]) -> str:
+        params = figures.get("params_mb")
+        params_text = number(params, 3) if params is not None else "n/a"
+        return (
+            f"| {label} | {number(figures['bops'] / 1e9, 3)} | {number(figures['flops'] / 1e6, 2)} | "
+            f"{number(figures['equiv_ops'] / 1e6, 2)} | {params_text} |"
+        )
+
+    lines = [
+        "| | BOPs (G) | FLOPs (M) | Equiv. Ops (M) | Params (MB) |",
+        "|---|---:|---:|---:|---:|",
+        row("this model", info["ours"]),
+    ]
+    published = info.get("published")
+    if published:
+        lines.append(row(f"published ({published['model']}, paper's Table 3)", published))
+        errors = info.get("relative_error") or {}
+        cells = [f"{errors[key] * 100:+.1f}%" if key in errors else "-" for key in ("bops", "flops", "equiv_ops")]
+        params_cell = f"{errors['params_mb'] * 100:+.1f}%" if "params_mb" in errors else "-"
+        lines.append(f"| difference | {' | '.join(cells)} | {params_cell} |")
+    return lines
+
+
+def model_card(
+    genotype: Genotype,
+    info: Mapping[str, Any],
+    *,
+    title: str,
+    repo_id: str | None,
+    num_classes: int,
+    in_chans: int,
+    input_size: tuple[int, int, int],
+    metrics: Mapping[str, Any] | None = None,
+    dataset: str | None = None,
+    recipe: Mapping[str, Any] | None = None,
+    diagram: str | None = None,
+    diagram_note: str | None = None,
+    files: Mapping[str, str] | None = None,
+    license: str = "apache-2.0",
+) -> str:
+    """The text of ``README.md``: front matter for the Hub, then the card's body in Markdown."""
+    top1 = top1_of(metrics)
+    hub_name = repo_id or "ORG/NAME"
+    meta = genotype.metadata
+    lines = [_front_matter(title, license, dataset, top1, metrics)]
+    lines += [
+        f"# {title}",
+        "",
+        f"A binary neural network from bnnzoo: the genotype `{genotype.name}` "
+        f"({genotype.space} space) built as a timm model (architecture `bnnzoo_genotype`). Weights and activations "
+        "of the body are binary (sign with per-channel scales); the stem and the classifier are real-valued.",
+        "",
+    ]
+    if meta.get("reconstruction") == "true":
+        lines += [
+            "> **Reconstruction.** This genotype was fitted to the op counts published in the paper's Table 3; it is "
+            "not the paper's searched genotype, and the paper's accuracy is not a property of this model.",
+            "",
+        ]
+    lines += [
+        "## Model details",
+        "",
+        f"- genotype: `{genotype.name}` ({genotype.space} space), in `{genotype.name}.bnn` and in `config.json` "
+        "(`model_args.genotype`)",
+        f"- input: {'x'.join(map(str, input_size))} (channels x height x width), {num_classes} classes",
+        f"- parameters: {info['ours']['binary_params']:,} binary, {info['ours']['real_params']:,} real-valued "
+        "(as counted for Params below)",
+        "",
+        "## Op counts",
+        "",
+        *_op_table(info),
+        "",
+        "Counted as the paper counts them: BOPs are binary multiply-accumulates, FLOPs real ones, "
+        "Equiv. Ops = FLOPs + BOPs / 64; Params count 1 bit per binary weight and 32 bits per real weight "
+        "(BatchNorm, RPReLU and RSign parameters are folded at deployment and not counted).",
+    ]
+    published = info.get("published")
+    if published and (published.get("cifar10_top1") is not None or published.get("cifar100_top1") is not None):
+        claims = [
+            f"CIFAR-{n} {published[f'cifar{n}_top1']}%"
+            for n in (10, 100)
+            if published.get(f"cifar{n}_top1") is not None
+        ]
+        lines += [
+            "",
+            f"The paper reports {', '.join(claims)} top-1 for {published['model']}: the paper's claim, "
+            "not a measurement of these weights.",
+        ]
+    lines += ["", "## Accuracy", ""]
+    if top1 is not None:
+        where = f" on {dataset}" if dataset else ""
+        top5 = top5_of(metrics)
+        also = f" (top-5: {_percent(top5):.2f}%)" if top5 is not None else ""
+        lines.append(f"Measured top-1 accuracy{where}: **{_percent(top1):.2f}%**{also}.")
+        extra = {key: value for key, value in (metrics or {}).items() if isinstance(value, (int, float, str))}
+        if extra:
+            lines += ["", "All metrics of the checkpoint:", "", "```json", json.dumps(extra, indent=2), "```"]
+    else:
+        lines.append(
+            "No trained weights: no accuracy was measured for the weights in this repository"
+            + (f" (dataset: {dataset})." if dataset else ".")
+        )
+    lines += ["", "## Training recipe", ""]
+    if recipe:
+        lines += ["```yaml", yaml.safe_dump(dict(recipe), sort_keys=True).rstrip(), "```"]
+    else:
+        lines.append("Not recorded.")
+    lines += [
+        "",
+        "## Usage",
+        "",
+        "With bnnzoo installed:",
+        "",
+        "```python",
+        "import bnnzoo",
+        "",
+        f'model = bnnzoo.create_model("hf-hub:{hub_name}", pretrained=True).eval()',
+        "```",
+        "",
+        "With plain timm: importing bnnzoo registers the `bnnzoo_genotype` architecture that `config.json` names.",
+        "",
+        "```python",
+        "import bnnzoo  # noqa: F401  (registers bnnzoo's architectures with timm)",
+        "import timm",
+        "",
+        f'model = timm.create_model("hf-hub:{hub_name}", pretrained=True).eval()',
+        "config = timm.data.resolve_data_config({}, model=model)",
+        "transform = timm.data.create_transform(**config)",
+        "```",
+        "",
+        "`num_classes=` builds a fresh classifier, `in_chans=` adapts the stem, as for any timm model. "
+        "For deployment, `bnnzoo export` writes the binary weights as packed sign bits "
+        "(format `bnnzoo.packed/1`).",
+    ]
+    lines += ["", "## Architecture", ""]
+    if diagram:
+        lines.append(f"![{genotype.name}]({diagram})")
+    if diagram_note:
+        lines.append(diagram_note)
+    lines += ["", "```", _genotype_text(genotype).rstrip(), "```"]
+    if files:
+        lines += ["", "## Files", ""]
+        lines += [f"- `{name}`: {what}" for name, what in files.items()]
+    lines += [
+        "",
+        "## Citation",
+        "",
+        f"The search space and the refined binary MBConv block follow *{PAPER_TITLE}* "
+        f"(WACV 2023, doi:[{PAPER_DOI}](https://doi.org/{PAPER_DOI})):",
+        "",
+        "```bibtex",
+        BIBTEX,
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _genotype_text(genotype: Genotype) -> str:
+    from bnnzoo.dsl import to_text
+
+    return to_text(genotype)
