@@ -23,7 +23,8 @@ class Zero(nn.Module):
         self.stride = stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.zeros_like(x[:, :, :: self.stride, :: self.stride])
+        # x * 0 rather than zeros: the input still gets a (zero) gradient, as in DARTS and BNAS
+        return x[:, :, :: self.stride, :: self.stride].mul(0.0)
 
 
 class FactorizedReduce(nn.Module):

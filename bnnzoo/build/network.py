@@ -25,6 +25,11 @@ from bnnzoo.errors import ModelError
 _POOL_TYPES = {"avgpool": "avg", "maxpool": "max"}
 
 
+def _global_pool(pool_type: str) -> SelectAdaptivePool2d:
+    """timm's pooling; ``""`` keeps the feature map (no pooling, no flattening), as in timm."""
+    return SelectAdaptivePool2d(pool_type=pool_type, flatten=bool(pool_type))
+
+
 class BinaryNet(nn.Module):
     """A binary network: real stem, binary body, real pooling and classifier."""
 
@@ -56,7 +61,7 @@ class BinaryNet(nn.Module):
             self.body = CellBody(genotype.body, stem.channels)
         self.num_features = self.head_hidden_size = self.body.out_channels
         pool_type = global_pool if global_pool is not None else _POOL_TYPES[genotype.head.pool]
-        self.global_pool = SelectAdaptivePool2d(pool_type=pool_type, flatten=True)
+        self.global_pool = _global_pool(pool_type)
         self.head_drop = nn.Dropout(drop_rate)
         self.fc = nn.Linear(self.num_features, self.num_classes) if self.num_classes > 0 else nn.Identity()
         self.feature_info = [dict(num_chs=stem.channels, reduction=stem.stride, module="stem")] + [
@@ -72,7 +77,7 @@ class BinaryNet(nn.Module):
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
         if global_pool is not None:
-            self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
+            self.global_pool = _global_pool(global_pool)
         self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
     # -- forward -----------------------------------------------------------------------------

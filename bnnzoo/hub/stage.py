@@ -38,7 +38,7 @@ def _normalisation(
     model: BinaryNet, dataset: str | None, data_config: Mapping[str, Any] | None
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Mean and std: ``data_config``, else the dataset's, else the model's config, else the zoo default."""
-    from bnnzoo.zoo.models import CIFAR10_MEAN, CIFAR10_STD
+    from bnnzoo.zoo.models import default_normalisation
 
     channels = model.in_chans
     candidates: list[tuple[Any, Any]] = []
@@ -59,9 +59,7 @@ def _normalisation(
         mean, std = tuple(float(v) for v in mean), tuple(float(v) for v in std)
         if len(mean) == channels and len(std) == channels:
             return mean, std
-    if channels <= 3:
-        return tuple(CIFAR10_MEAN[:channels]), tuple(CIFAR10_STD[:channels])
-    return (0.5,) * channels, (0.5,) * channels
+    return default_normalisation(channels)
 
 
 def hub_config(

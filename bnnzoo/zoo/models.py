@@ -23,10 +23,18 @@ from bnnzoo.errors import ModelError
 
 GENERIC_ARCHITECTURE = "bnnzoo_genotype"
 PAPER_ID = "doi:10.1109/WACV56688.2023.00244"
-# Table 3's models are CIFAR-10 models: untrained configs carry CIFAR-10 normalisation.
-CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
-CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+# Untrained configs carry the normalisation of the data their input shape suggests: Table 3's
+# models are CIFAR-10 models (3 channels); 1-channel genotypes are Fashion-MNIST-like.
+NORMALISATION = {
+    3: ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),  # CIFAR-10
+    1: ((0.2860,), (0.3530,)),  # Fashion-MNIST
+}
 _WEIGHTS_FILE = "weights.json"
+
+
+def default_normalisation(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Mean and std for an untrained config with ``channels`` input channels."""
+    return NORMALISATION.get(channels, ((0.5,) * channels, (0.5,) * channels))
 
 
 def _published_weights() -> dict[str, dict[str, dict[str, Any]]]:
@@ -45,8 +53,8 @@ def _cfg(genotype: Genotype | None = None, **overrides: Any) -> dict[str, Any]:
         "pool_size": None,
         "crop_pct": 1.0,
         "interpolation": "bilinear",
-        "mean": CIFAR10_MEAN[:channels] if channels <= 3 else (0.5,) * channels,
-        "std": CIFAR10_STD[:channels] if channels <= 3 else (0.5,) * channels,
+        "mean": default_normalisation(channels)[0],
+        "std": default_normalisation(channels)[1],
         "first_conv": "stem.conv",
         "classifier": "fc",
         "paper_ids": PAPER_ID,
@@ -119,4 +127,8 @@ def bnnzoo_genotype(
         raise ModelError("bnnzoo_genotype needs genotype=<genotype text>")
     if isinstance(genotype, str):
         genotype = dsl.parse(genotype, "<model_args.genotype>")
+    if kwargs.get("pretrained_cfg") is None:  # no Hub config: the genotype sets shape and classes
+        cfg = _cfg(genotype)
+        shape = {key: cfg[key] for key in ("input_size", "num_classes", "mean", "std")}
+        kwargs["pretrained_cfg_overlay"] = {**shape, **(kwargs.get("pretrained_cfg_overlay") or {})}
     return _create(GENERIC_ARCHITECTURE, genotype, pretrained, **kwargs)
