@@ -1,8 +1,9 @@
 """Conformance of every zoo model to timm's model contract, modelled on timm's ``tests/test_models.py``.
 
 Parametrized over ``bnnzoo.list_models()`` at collection time, so a genotype file added to ``genotypes/``
-is covered without touching this file. Batches are small (2 images at the model's ``input_size``) so the
-whole file stays fast on two CPU cores; the ONNX export and ``torch.compile`` tests are marked ``slow``.
+is covered without touching this file. Batches are small (2 images at the model's ``input_size``) and each
+model's eval outputs are computed once and shared, so the tests not marked ``slow`` take about a minute on
+two CPU cores for ten models; the ONNX export and ``torch.compile`` tests (``slow``) about as long again.
 """
 
 from __future__ import annotations
