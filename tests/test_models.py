@@ -439,3 +439,9 @@ def test_genotype_model_cfg_matches_genotype() -> None:
     assert tuple(cfg["input_size"]) == (1, 28, 28)
     assert cfg["num_classes"] == 7
     assert len(cfg["mean"]) == len(cfg["std"]) == 1
+
+
+def test_shortcut_override_is_recorded_in_model_genotype() -> None:
+    model = bnnzoo.create_model("mbconv_a", shortcut="zero")
+    assert model.genotype.shortcut == "zero"
+    assert bnnzoo.create_model("mbconv_a").genotype.shortcut == "partial_duplicate"

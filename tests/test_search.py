@@ -181,7 +181,7 @@ def test_expected_ops_match_the_profiler_for_a_decided_architecture(space, tmp_p
         for module in searcher.arch:
             module.alpha.zero_()
             module.alpha[:, 1] = 100.0  # every choice point decides for candidate 1
-    expected = float(ExpectedOps(searcher.model)())
+    expected = ExpectedOps(searcher.model)().item()
     actual = profile(derive(searcher.model)).equiv_ops
     if space == "mbconv":
         assert expected == pytest.approx(actual, rel=1e-6)
@@ -191,11 +191,11 @@ def test_expected_ops_match_the_profiler_for_a_decided_architecture(space, tmp_p
 
 def test_target_ops_pulls_the_expected_ops_towards_the_target(tmp_path):
     config = tiny("mbconv", tmp_path, target_weight=50.0, arch_lr=0.3, max_steps=4, epochs=3)
-    start = float(ExpectedOps(Searcher(config).model)())
+    start = ExpectedOps(Searcher(config).model)().item()
     target = start * 0.7
     searcher = Searcher(replace(config, target_ops=target))
     searcher.run()
-    assert abs(float(searcher.expected_ops()) - target) < abs(start - target) * 0.75
+    assert abs(searcher.expected_ops().item() - target) < abs(start - target) * 0.75
     assert "expected_equiv_ops" in searcher.history[-1]
 
 

@@ -8,6 +8,8 @@ and the end of every resolution stage.
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from timm.layers import SelectAdaptivePool2d
 from timm.models._features import feature_take_indices
@@ -47,6 +49,8 @@ class BinaryNet(nn.Module):
             genotype = dsl.parse(genotype, "<model_args.genotype>")
         if shortcut is not None and shortcut not in SHORTCUT_KINDS:
             raise ModelError(f"unknown shortcut '{shortcut}'{did_you_mean(shortcut, SHORTCUT_KINDS)}")
+        if shortcut is not None and genotype.space == "mbconv":
+            genotype = dataclasses.replace(genotype, shortcut=shortcut)  # model.genotype is what was built
         self.genotype = genotype
         self.num_classes = genotype.num_classes if num_classes is None else num_classes
         self.in_chans = genotype.input_shape[0] if in_chans is None else in_chans

@@ -24,15 +24,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from bnnzoo.zoo import pretrained_tags
+
+    print(f"{'name':20s} {'space':7s} {'input':9s} {'genotype':20s} trained weights")
     for name in zoo_genotype_names():
         if fnmatch.fnmatch(name, args.pattern):
             genotype = zoo_genotype(name)
-            kind = (
-                "reconstruction"
-                if genotype.metadata.get("reconstruction") == "true"
-                else "published structure"
-            )
-            print(f"{name:20s} {genotype.space:7s} {'x'.join(map(str, genotype.input_shape)):9s} {kind}")
+            kind = "reconstruction" if genotype.metadata.get("reconstruction") == "true" else "published structure"
+            tags = ", ".join(pretrained_tags(name)) or "none yet"
+            shape = "x".join(map(str, genotype.input_shape))
+            print(f"{name:20s} {genotype.space:7s} {shape:9s} {kind:20s} {tags}")
     return 0
 
 
