@@ -18,6 +18,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from bnnzoo import _resources
 from bnnzoo._suggest import did_you_mean
 from bnnzoo.dsl import spaces
+from bnnzoo.dsl.construct import default_reductions
 from bnnzoo.dsl.types import (
     FORMAT_VERSION,
     Basic,
@@ -430,11 +431,6 @@ _EXAMPLES = {
     "classes": ", e.g. 'classes 10'",
     "stem": ", e.g. 'stem conv3x3 48'",
 }
-
-
-def default_reductions(layers: int) -> tuple[int, ...]:
-    """BNAS puts the reductions at layers // 3 and 2 * layers // 3 (never at the first cell)."""
-    return tuple(sorted({layers // 3, 2 * layers // 3} - {0}))
 
 
 def _part(child: Tree | Token) -> str:

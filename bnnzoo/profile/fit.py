@@ -22,24 +22,24 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 
 from torch import nn
 
 from bnnzoo.build.network import BinaryNet
+from bnnzoo.dsl.construct import cell_genotype, default_reductions, mbconv_genotype
 from bnnzoo.dsl.spaces import (
     BNAS_OPS,
     BNAS_POOL_OPS,
     CELL_INPUTS,
-    DEFAULT_SHORTCUT,
     MBCONV_SEARCH_EXPANSIONS,
     MBCONV_SEARCH_KERNELS,
     MBCONV_STAGE_DEPTHS,
     MBCONV_STAGE_STRIDES,
 )
-from bnnzoo.dsl.types import Cell, CellNetwork, Edge, Genotype, Head, LayerList, MBConv, Node, Skip, Stem
+from bnnzoo.dsl.types import Cell, Edge, Genotype, MBConv, Node, Skip
 from bnnzoo.profile.candidates import Counts, cell_op_counts, mbconv_block_counts, measure
 from bnnzoo.profile.counter import EQUIV_DIVISOR
 
@@ -134,9 +134,7 @@ class MBConvFitter:
 
     def _ends(self, stem: int, last: int) -> Counts:
         channels, height, width = self.space.input_shape
-        stem_counts = measure(
-            lambda: nn.Conv2d(channels, stem, 3, padding=1, bias=False), (channels, height, width)
-        )
+        stem_counts = measure(lambda: nn.Conv2d(channels, stem, 3, padding=1, bias=False), (channels, height, width))
         return stem_counts + measure(lambda: nn.Linear(last, self.space.num_classes), (last,))
 
     def counts(self, candidate: MBConvCandidate) -> Counts:
@@ -156,16 +154,13 @@ class MBConvFitter:
         if any(b < a for a, b in zip((candidate.stem, *candidate.widths), candidate.widths)):
             return math.inf
         kernel5 = sum(1 for stage in candidate.layers for c in stage if c is not None and c[0] == 5)
-        return (
-            worst_error(self.counts(candidate).figures(), self.targets) + self.space.kernel5_penalty * kernel5
-        )
+        return worst_error(self.counts(candidate).figures(), self.targets) + self.space.kernel5_penalty * kernel5
 
     def random_candidate(self, rng: random.Random) -> MBConvCandidate:
         space = self.space
         widths = tuple(sorted(rng.choice(options) for options in space.stage_widths))
         layers = tuple(
-            tuple(rng.choice(space.choices(index == 0)) for index in range(depth))
-            for depth in space.stage_depths
+            tuple(rng.choice(space.choices(index == 0)) for index in range(depth)) for depth in space.stage_depths
         )
         return MBConvCandidate(rng.choice(space.stem_channels), widths, layers)
 
@@ -203,36 +198,8 @@ class MBConvFitter:
                     layers.append(Skip())
                 else:
                     layers.append(MBConv(choice[0], choice[1], width, stride if index == 0 else 1))
-        return Genotype(
-            name=name,
-            space="mbconv",
-            input_shape=self.space.input_shape,
-            num_classes=self.space.num_classes,
-            stem=Stem(3, candidate.stem),
-            head=Head(),
-            body=LayerList(tuple(_merge_repeats(layers))),
-            shortcut=DEFAULT_SHORTCUT,
-            **header,
-        )
-
-
-def _merge_repeats(layers: Sequence[MBConv | Skip]) -> list[MBConv | Skip]:
-    """Fold runs of identical stride-1 layers into ``xN`` repeats."""
-    merged: list[MBConv | Skip] = []
-    for layer in layers:
-        previous = merged[-1] if merged else None
-        stride = getattr(layer, "stride", 1)
-        if previous is not None and stride == 1 and _same_block(previous, layer):
-            merged[-1] = replace(previous, repeat=previous.repeat + 1)
-        else:
-            merged.append(layer)
-    return merged
-
-
-def _same_block(a: MBConv | Skip, b: MBConv | Skip) -> bool:
-    if isinstance(a, Skip) or isinstance(b, Skip):
-        return isinstance(a, Skip) and isinstance(b, Skip)
-    return (a.kernel, a.expansion, a.channels) == (b.kernel, b.expansion, b.channels)
+        space = self.space
+        return mbconv_genotype(name, space.input_shape, space.num_classes, candidate.stem, layers, **header)
 
 
 # -- the BNAS cell space ------------------------------------------------------------------------
@@ -254,8 +221,8 @@ class CellSpace:
     lean_penalty: float = 0.01  # normal cells lean to pooling, reduction cells to convolutions
 
     @property
-    def reductions(self) -> tuple[int, int]:
-        return self.layers // 3, 2 * self.layers // 3
+    def reductions(self) -> tuple[int, ...]:
+        return default_reductions(self.layers)
 
 
 @dataclass(frozen=True)
@@ -275,29 +242,14 @@ class CellFitter:
 
     def _skeleton(self, normal: CellEdges, reduction: CellEdges, name: str = "fit", **header) -> Genotype:
         space = self.space
-        return Genotype(
-            name=name,
-            space="bnas",
-            input_shape=space.input_shape,
-            num_classes=space.num_classes,
-            stem=Stem(3, space.stem_multiplier * space.channels),
-            head=Head(),
-            body=CellNetwork(
-                space.layers,
-                space.channels,
-                space.reductions,
-                _cell("normal", normal),
-                _cell("reduction", reduction),
-            ),
-            **header,
-        )
+        cells = _cell("normal", normal), _cell("reduction", reduction)
+        shape = space.input_shape, space.num_classes, space.layers, space.channels
+        return cell_genotype(name, *shape, *cells, space.stem_multiplier, **header)
 
     def _measure_fixed(self) -> Counts:
         """Stem, preprocessing, reduction shortcuts and classifier: a network whose edges are all none."""
         empty = tuple(
-            ("none", CELL_INPUTS + node - 1 if edge else 0)
-            for node in range(self.space.nodes)
-            for edge in (0, 1)
+            ("none", CELL_INPUTS + node - 1 if edge else 0) for node in range(self.space.nodes) for edge in (0, 1)
         )
         genotype = self._skeleton(empty, empty)
         return measure(lambda: BinaryNet(genotype), genotype.input_shape)
@@ -393,9 +345,7 @@ def _cell(kind: str, edges: CellEdges) -> Cell:
 CELL_MACROS: dict[str, tuple[int, int]] = {"bnas_mini": (10, 24), "bnas_a": (20, 36), "bnas_cm": (16, 48)}
 
 
-def fit_published(
-    name: str, iterations: int = 3000, restarts: int = 4, seed: int = 0
-) -> tuple[Genotype, dict]:
+def fit_published(name: str, iterations: int = 3000, restarts: int = 4, seed: int = 0) -> tuple[Genotype, dict]:
     """Reconstruct zoo model ``name`` from its Table 3 row; return the genotype and a fit report."""
     from bnnzoo.errors import BnnzooError
     from bnnzoo.profile.published import published_row

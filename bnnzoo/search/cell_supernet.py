@@ -25,6 +25,7 @@ from torch import nn
 from bnnzoo.build.binary import binarize_activation
 from bnnzoo.build.cell_ops import FactorizedReduce
 from bnnzoo.build.units import BinaryConvBN, RealStem
+from bnnzoo.dsl.construct import default_reductions
 from bnnzoo.dsl.spaces import BNAS_OPS, CELL_INPUTS
 from bnnzoo.search.binary_ops import sign_ste
 
@@ -157,7 +158,7 @@ class CellSupernet(nn.Module):
         self.channels, self.layers, self.nodes = channels, layers, nodes
         self.num_classes, self.in_chans, self.input_size = num_classes, in_chans, input_size
         self.stem_multiplier = stem_multiplier
-        self.reductions = (layers // 3, 2 * layers // 3)
+        self.reductions = default_reductions(layers)
         stem_channels = stem_multiplier * channels
         self.stem = RealStem(in_chans, stem_channels, 3, 1)
         prev_prev, prev, width = stem_channels, stem_channels, channels

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 
+from bnnzoo.dsl.construct import cell_genotype, mbconv_genotype
 from bnnzoo.dsl.spaces import BNAS_OPS, CELL_INPUTS
-from bnnzoo.dsl.types import Cell, CellNetwork, Edge, Genotype, Head, LayerList, MBConv, Node, Skip, Stem
-from bnnzoo.profile.fit import _merge_repeats
+from bnnzoo.dsl.types import Cell, Edge, Genotype, MBConv, Node, Skip
 from bnnzoo.search.cell_supernet import CellSupernet, edge_index
 from bnnzoo.search.mbconv_supernet import MBConvSupernet
 
@@ -29,23 +29,15 @@ def _derive_layers(net: MBConvSupernet, name: str, **header) -> Genotype:
     layers: list[MBConv | Skip] = []
     for index, layer in enumerate(net.layers):
         choice = layer.candidates[int(weights[index, : len(layer.candidates)].argmax())]
-        first = net.layers[index].blocks[0]
+        block = layer.blocks[0]  # every layer has an MB block first (skip is the last candidate)
         if choice is None:
             layers.append(Skip())
         else:
-            stride = first.group_conv.conv.stride[0]
-            layers.append(MBConv(choice[0], choice[1], first.project.conv.out_channels, stride))
-    return Genotype(
-        name=name,
-        space="mbconv",
-        input_shape=(net.in_chans, net.input_size, net.input_size),
-        num_classes=net.num_classes,
-        stem=Stem(3, net.stem_channels),
-        head=Head(),
-        body=LayerList(tuple(_merge_repeats(layers))),
-        shortcut=net.shortcut,
-        **header,
-    )
+            layers.append(
+                MBConv(choice[0], choice[1], block.project.conv.out_channels, block.group_conv.conv.stride[0])
+            )
+    shape = (net.in_chans, net.input_size, net.input_size)
+    return mbconv_genotype(name, shape, net.num_classes, net.stem_channels, layers, net.shortcut, **header)
 
 
 def derive_cell(weights: torch.Tensor, kind: str, nodes: int) -> Cell:
@@ -62,19 +54,9 @@ def derive_cell(weights: torch.Tensor, kind: str, nodes: int) -> Cell:
 
 
 def _derive_cells(net: CellSupernet, name: str, **header) -> Genotype:
-    return Genotype(
-        name=name,
-        space="bnas",
-        input_shape=(net.in_chans, net.input_size, net.input_size),
-        num_classes=net.num_classes,
-        stem=Stem(3, net.stem_multiplier * net.channels),
-        head=Head(),
-        body=CellNetwork(
-            net.layers,
-            net.channels,
-            net.reductions,
-            derive_cell(net.alpha_normal.weights(), "normal", net.nodes),
-            derive_cell(net.alpha_reduction.weights(), "reduction", net.nodes),
-        ),
-        **header,
+    normal = derive_cell(net.alpha_normal.weights(), "normal", net.nodes)
+    reduction = derive_cell(net.alpha_reduction.weights(), "reduction", net.nodes)
+    shape = (net.in_chans, net.input_size, net.input_size)
+    return cell_genotype(
+        name, shape, net.num_classes, net.layers, net.channels, normal, reduction, net.stem_multiplier, **header
     )
