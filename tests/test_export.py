@@ -8,6 +8,7 @@ import struct
 import pytest
 import torch
 from safetensors.torch import save_file
+from tiny import genotype_text, trained
 
 import bnnzoo
 from bnnzoo.build.binary import BinaryConv2d, weight_scale
@@ -24,44 +25,34 @@ from bnnzoo.export import (
 )
 from bnnzoo.export.packed import exact_weight_scale
 
-MBCONV = """bnnzoo 1
-name tiny_mb
-space mbconv
-input 3x16x16
-classes 10
-stem conv3x3 8
-head avgpool fc
-
+MBCONV = genotype_text(
+    "tiny_mb",
+    "mbconv",
+    """
 layers {
   MB3(2) 16 s2
   skip
   MB5(1) 24
 }
-"""
+""",
+)
 
-RESNET = """bnnzoo 1
-name tiny_res
-space resnet
-input 3x16x16
-classes 10
-stem conv3x3 8
-head avgpool fc
-
+RESNET = genotype_text(
+    "tiny_res",
+    "resnet",
+    """
 layers {
   basic(binary) 8
   basic(real) 16 s2
   basic(binary) 24 s2
 }
-"""
+""",
+)
 
-CELLS = """bnnzoo 1
-name tiny_cells
-space bnas
-input 3x16x16
-classes 10
-stem conv3x3 12
-head avgpool fc
-layers 3
+CELLS = genotype_text(
+    "tiny_cells",
+    "bnas",
+    """layers 3
 channels 4
 reductions 1 2
 
@@ -76,23 +67,9 @@ cell reduction {
   node 3 = none(2) + bin_conv_3x3(1)
   concat 2 3
 }
-"""
-
-
-def trained(text: str, steps: int = 3, seed: int = 0, **kwargs) -> torch.nn.Module:
-    """A tiny model after a few Adam steps on random data (so BatchNorm statistics are not trivial)."""
-    torch.manual_seed(seed)
-    model = bnnzoo.create_model(bnnzoo.parse(text), **kwargs)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    channels = model.in_chans
-    for _ in range(steps):
-        x = torch.randn(8, channels, 16, 16)
-        y = torch.randint(0, model.num_classes, (8,))
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return model.eval()
+""",
+    stem="conv3x3 12",
+)
 
 
 # -- bit packing --------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import torch
 import yaml
 from hub_server import hub_env
 from safetensors.torch import save_file
+from tiny import genotype_text, trained
 
 import bnnzoo
 import bnnzoo.zoo
@@ -37,19 +38,16 @@ layers {
 }
 """
 
-RESNET = """bnnzoo 1
-name tiny_res
-space resnet
-input 3x16x16
-classes 10
-stem conv3x3 8
-head avgpool fc
-
+RESNET = genotype_text(
+    "tiny_res",
+    "resnet",
+    """
 layers {
   basic(binary) 8
   basic(real) 16 s2
 }
-"""
+""",
+)
 
 
 def _wired() -> bool:
@@ -63,17 +61,7 @@ needs_wiring = pytest.mark.xfail(
 
 
 def train(text: str = MBCONV, steps: int = 3, seed: int = 0) -> torch.nn.Module:
-    """A few Adam steps on synthetic tensors: latent weights, BatchNorm statistics and thresholds all move."""
-    torch.manual_seed(seed)
-    model = bnnzoo.create_model(bnnzoo.parse(text))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(steps):
-        x, y = torch.randn(8, 3, 16, 16), torch.randint(0, 10, (8,))
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return model.eval()
+    return trained(text, steps, seed)
 
 
 def outputs_equal(a: torch.nn.Module, b: torch.nn.Module, channels: int = 3) -> bool:

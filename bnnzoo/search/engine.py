@@ -264,7 +264,7 @@ class Searcher:
             "genotype": to_text(genotype),
         }
         if self.expected_ops is not None:
-            row["expected_equiv_ops"] = float(self.expected_ops())
+            row["expected_equiv_ops"] = self.expected_ops().item()
         self.history.append(row)
         if self.dist.is_main:
             self._write_log()
