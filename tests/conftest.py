@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from hub_server import olah_available, start_local_hub
@@ -18,6 +20,8 @@ def local_hub(tmp_path_factory):
     huggingface_hub at the server with ``hub_server.hub_env(hub, tmp_path / "hf")``.
     """
     if not olah_available():
+        if os.environ.get("BNNZOO_REQUIRE_HUB"):  # set by .ci/run: in CI a missing server is a failure
+            pytest.fail("olah-cli is not installed (pip install olah): the local Hub server needs it")
         pytest.skip("olah-cli is not installed (pip install olah): the local Hub server needs it")
     hub = start_local_hub(tmp_path_factory.mktemp("local_hub"))
     try:

@@ -60,6 +60,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -76,9 +77,15 @@ _REPO_TYPE_DIRS = {"model": "models", "dataset": "datasets", "space": "spaces"}
 _PROBE_PATH = "/api/models/local-hub-probe/ready/revision/main"
 
 
+def olah_executable() -> str | None:
+    """``olah-cli`` beside this Python (pip's scripts folder), else on PATH, else None."""
+    beside = Path(sys.executable).with_name(OLAH_CLI)
+    return str(beside) if beside.exists() else shutil.which(OLAH_CLI)
+
+
 def olah_available() -> bool:
-    """True when the ``olah-cli`` executable is on PATH."""
-    return shutil.which(OLAH_CLI) is not None
+    """True when the ``olah-cli`` executable can be found."""
+    return olah_executable() is not None
 
 
 def _free_port() -> int:
@@ -215,7 +222,7 @@ def start_local_hub(workdir: Path, timeout: float = 60) -> LocalHub:
     Raises ``RuntimeError`` with the end of the log if the server does not answer within ``timeout``
     seconds, and ``FileNotFoundError`` if ``olah-cli`` is not installed.
     """
-    exe = shutil.which(OLAH_CLI)
+    exe = olah_executable()
     if exe is None:
         raise FileNotFoundError(f"{OLAH_CLI} not found on PATH (pip install olah)")
     workdir = Path(workdir).resolve()
