@@ -14,6 +14,7 @@ exactly the alphas and genotype of an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import time
@@ -164,7 +165,7 @@ class Searcher:
     def arch_step(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, int]:
         """One clean step on alpha; returns the validation loss and number correct."""
         self.arch_optimizer.zero_grad(set_to_none=True)
-        no_sync = self.net.no_sync() if self.dist.enabled else _null()
+        no_sync = self.net.no_sync() if self.dist.enabled else contextlib.nullcontext()
         with no_sync, self._autocast():
             logits = self.net(images)
             loss = F.cross_entropy(logits, labels)
@@ -356,14 +357,6 @@ _RESUMABLE = {"progress", "num_workers", "output", "device", "amp"}
 
 def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def run_search(config: SearchConfig, resume: bool = False) -> SearchResult:
