@@ -17,28 +17,30 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bnnzoo.cli import fit_command, genotype_commands, model_commands
+    from bnnzoo.cli import (
+        draw_command,
+        fit_command,
+        genotype_commands,
+        hub_commands,
+        model_commands,
+        search_command,
+        train_commands,
+    )
 
     parser = argparse.ArgumentParser(prog="bnnzoo", description="Searched binary neural networks.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (genotype_commands, model_commands, fit_command):
+    modules = (
+        genotype_commands,  # check, fmt
+        model_commands,  # list, info
+        fit_command,
+        draw_command,
+        search_command,
+        train_commands,  # train, eval
+        hub_commands,  # publish, export
+    )
+    for module in modules:
         module.register(subparsers)
-    for module_name in ("draw_command", "search_command", "train_commands", "hub_commands"):
-        module = _optional_command(module_name)
-        if module is not None:
-            module.register(subparsers)
     return parser
-
-
-def _optional_command(name: str):
-    import importlib
-
-    try:
-        return importlib.import_module(f"bnnzoo.cli.{name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"bnnzoo.cli.{name}":
-            raise
-        return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
