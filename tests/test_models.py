@@ -445,3 +445,15 @@ def test_shortcut_override_is_recorded_in_model_genotype() -> None:
     model = bnnzoo.create_model("mbconv_a", shortcut="zero")
     assert model.genotype.shortcut == "zero"
     assert bnnzoo.create_model("mbconv_a").genotype.shortcut == "partial_duplicate"
+
+
+def test_published_weights_become_tagged_configs_with_hf_hub_id(monkeypatch) -> None:
+    from bnnzoo.zoo import models
+
+    entry = {"hf_hub_id": "bnnzoo/mbconv_a.fashion_mnist", "num_classes": 10, "input_size": (1, 32, 32)}
+    monkeypatch.setattr(models, "_published_weights", lambda: {"mbconv_a": {"fashion_mnist": entry}})
+    cfgs = models._zoo_cfgs()
+    assert cfgs["mbconv_a.fashion_mnist"]["hf_hub_id"] == "bnnzoo/mbconv_a.fashion_mnist"
+    assert cfgs["mbconv_a.fashion_mnist"]["input_size"] == (1, 32, 32)
+    assert "hf_hub_id" not in cfgs["mbconv_a.untrained"]
+    assert pretrained_tags("mbconv_a") == []  # the shipped data lists no weights: none are faked
