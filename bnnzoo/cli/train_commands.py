@@ -23,7 +23,7 @@ def _default(name: str) -> Any:
     if not _DEFAULTS:
         import dataclasses
 
-        from bnnzoo.train.recipe import TrainConfig
+        from bnnzoo.train.config import TrainConfig
 
         _DEFAULTS.update(
             {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
@@ -176,7 +176,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     from bnnzoo.train.data import dataset_info, load_dataset
     from bnnzoo.train.evaluate import evaluate
-    from bnnzoo.train.recipe import apply_weights, load_trained_weights
+    from bnnzoo.train.weights import apply_weights, load_trained_weights
     from bnnzoo.zoo import create_model
 
     weights = load_trained_weights(args.checkpoint) if args.checkpoint else None

@@ -93,7 +93,6 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import nn
 from torch.utils.data import Dataset, Sampler, Subset
@@ -101,16 +100,55 @@ from torch.utils.data.distributed import DistributedSampler
 
 from bnnzoo import __version__, dsl
 from bnnzoo._atomic import atomic_path, atomic_write_text
-from bnnzoo._checkpoint import FORMAT as CHECKPOINT_FILE_FORMAT
 from bnnzoo._checkpoint import load_checkpoint, load_safetensors, save_checkpoint
 from bnnzoo._distributed import DistInfo, all_reduce_sum, cleanup, init_distributed
 from bnnzoo.build.binary import BinaryConv2d, set_binary_weights
 from bnnzoo.errors import BnnzooError, DataError, ModelError, WeightsError
+from bnnzoo.train.config import (
+    AMP_DTYPES,
+    CHECKPOINT_NAME,
+    FINAL_FORMAT,
+    FINAL_INFO_NAME,
+    FINAL_WEIGHTS_NAME,
+    METRICS_NAME,
+    PHASE_NAMES,
+    RECIPE_FIELDS,
+    RUN_FORMAT,
+    SCHEDULES,
+    TrainConfig,
+    TrainingError,
+    TrainingInterrupted,
+    TrainResult,
+)
 from bnnzoo.train.data import dataset_info, load_dataset, make_loader
 from bnnzoo.train.evaluate import evaluate
+from bnnzoo.train.optim import (
+    distillation_loss,
+    lr_factor,
+    make_optimizer,
+    make_scheduler,
+    parameter_groups,
+    train_step,
+)
+from bnnzoo.train.weights import (
+    TrainedWeights,
+    _canonical,
+    _genotype_name,
+    apply_weights,
+    load_trained_weights,
+)
 
 __all__ = [
+    "AMP_DTYPES",
+    "CHECKPOINT_NAME",
+    "FINAL_FORMAT",
+    "FINAL_INFO_NAME",
+    "FINAL_WEIGHTS_NAME",
+    "METRICS_NAME",
+    "PHASE_NAMES",
     "RECIPE_FIELDS",
+    "RUN_FORMAT",
+    "SCHEDULES",
     "TrainConfig",
     "TrainResult",
     "TrainedWeights",
@@ -118,390 +156,14 @@ __all__ = [
     "TrainingInterrupted",
     "apply_weights",
     "distillation_loss",
+    "load_trained_weights",
     "lr_factor",
     "make_optimizer",
-    "load_trained_weights",
+    "make_scheduler",
     "parameter_groups",
     "train",
     "train_step",
 ]
-
-SCHEDULES = ("linear", "cosine")
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-CHECKPOINT_NAME = "checkpoint"
-METRICS_NAME = "metrics.jsonl"
-FINAL_WEIGHTS_NAME = "final.safetensors"
-FINAL_INFO_NAME = "final.json"
-RUN_FORMAT = "bnnzoo.train/1"
-FINAL_FORMAT = "bnnzoo.final/1"
-PHASE_NAMES = {1: "binary activations, real weights", 2: "fully binary"}
-
-# Fields that define the run: a resumed run must use the same values.
-RECIPE_FIELDS = (
-    "dataset",
-    "image_size",
-    "epochs",
-    "batch_size",
-    "lr",
-    "schedule",
-    "two_step",
-    "step1_fraction",
-    "weight_decay",
-    "weight_decay_step2",
-    "augment",
-    "teacher",
-    "teacher_weights",
-    "kd_alpha",
-    "kd_temperature",
-    "seed",
-    "max_steps_per_epoch",
-    "train_limit",
-    "amp",
-    "amp_dtype",
-)
-
-
-class TrainingError(BnnzooError):
-    """A training run cannot be configured, started or resumed."""
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Training stopped on Ctrl-C after saving a checkpoint; ``str()`` says how to resume."""
-
-    def __init__(self, message: str, checkpoint: Path | None, *, is_main: bool = True) -> None:
-        super().__init__(message)
-        self.message = message
-        self.checkpoint = checkpoint
-        self.is_main = is_main
-
-    def __str__(self) -> str:
-        return self.message
-
-
-@dataclass
-class TrainConfig:
-    """Everything a training run needs; see the module docstring for the recipe's decisions."""
-
-    model: str
-    dataset: str = "fashion_mnist"
-    data_root: str | None = None
-    image_size: int | None = None  # default: the genotype's input size
-    epochs: int = 10  # total over both steps
-    batch_size: int = 128  # per process
-    lr: float = 1e-3
-    schedule: str = "linear"
-    two_step: bool = True
-    step1_fraction: float = 0.5
-    weight_decay: float = 1e-5  # step 1 (real weights)
-    weight_decay_step2: float = 0.0  # step 2 (binary weights), and one-step runs
-    augment: bool = True
-    teacher: str | None = None
-    teacher_weights: str | None = None
-    kd_alpha: float = 0.9
-    kd_temperature: float = 1.0
-    seed: int = 0
-    device: str = "cpu"
-    amp: bool = False  # CUDA only
-    amp_dtype: str = "bf16"
-    max_steps_per_epoch: int | None = None
-    train_limit: int | None = None
-    test_limit: int | None = None
-    output_dir: str | None = None  # default: runs/<genotype name>-<dataset>
-    num_workers: int = 0
-    resume: bool = False
-    overwrite: bool = False
-    progress: bool | None = None  # None: a progress bar when stderr is a terminal
-
-    def __post_init__(self) -> None:
-        self.model = os.fspath(self.model)
-        for name in ("data_root", "teacher", "teacher_weights", "output_dir"):
-            value = getattr(self, name)
-            if value is not None:
-                setattr(self, name, os.fspath(value))
-
-    def validate(self) -> None:
-        """Raise :class:`TrainingError` for values no run can use."""
-        problems = []
-        if self.epochs < 1:
-            problems.append(f"epochs must be at least 1, got {self.epochs}")
-        elif self.two_step and self.epochs < 2:
-            problems.append("two-step training needs at least 2 epochs (one per step); pass --no-two-step")
-        if self.batch_size < 1:
-            problems.append(f"batch size must be at least 1, got {self.batch_size}")
-        if not self.lr > 0 or not math.isfinite(self.lr):
-            problems.append(f"learning rate must be positive, got {self.lr}")
-        if self.schedule not in SCHEDULES:
-            problems.append(f"unknown schedule {self.schedule!r} (choose from {', '.join(SCHEDULES)})")
-        if not 0.0 < self.step1_fraction < 1.0:
-            problems.append(f"step1_fraction must lie strictly between 0 and 1, got {self.step1_fraction}")
-        if self.weight_decay < 0 or self.weight_decay_step2 < 0:
-            problems.append("weight decay must be zero or more")
-        if not 0.0 <= self.kd_alpha <= 1.0:
-            problems.append(f"kd_alpha must lie in [0, 1], got {self.kd_alpha}")
-        if not self.kd_temperature > 0:
-            problems.append(f"kd_temperature must be positive, got {self.kd_temperature}")
-        if self.teacher_weights is not None and self.teacher is None:
-            problems.append("teacher_weights needs a teacher model name")
-        if self.amp_dtype not in AMP_DTYPES:
-            problems.append(f"unknown amp dtype {self.amp_dtype!r} (choose from {', '.join(AMP_DTYPES)})")
-        if self.device != "cpu" and not self.device.startswith("cuda"):
-            problems.append(f"unknown device {self.device!r} (choose cpu or cuda)")
-        elif self.amp and self.device == "cpu":
-            problems.append("mixed precision (amp) runs on CUDA only; drop --amp or pass --device cuda")
-        for name in ("max_steps_per_epoch",):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                problems.append(f"{name} must be at least 1, got {value}")
-        for name in ("train_limit", "test_limit", "image_size"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                problems.append(f"{name} must be at least 1, got {value}")
-        if self.num_workers < 0:
-            problems.append(f"num_workers must be zero or more, got {self.num_workers}")
-        if self.resume and self.overwrite:
-            problems.append("resume and overwrite exclude each other")
-        if problems:
-            raise TrainingError("; ".join(problems))
-
-    @property
-    def step1_epochs(self) -> int:
-        """Epochs of step 1 (0 without two-step training)."""
-        if not self.two_step:
-            return 0
-        return min(self.epochs - 1, max(1, round(self.epochs * self.step1_fraction)))
-
-    def phases(self) -> list[tuple[int, int, int]]:
-        """``(phase, first epoch, number of epochs)`` of each training step, epochs counted from 0."""
-        first = self.step1_epochs
-        if first == 0:
-            return [(2, 0, self.epochs)]
-        return [(1, 0, first), (2, first, self.epochs - first)]
-
-    def phase_of_epoch(self, epoch: int) -> int:
-        return 1 if epoch < self.step1_epochs else 2
-
-
-@dataclass
-class TrainResult:
-    """What :func:`train` produced: file paths, the metrics history and the trained model."""
-
-    output_dir: Path
-    checkpoint: Path
-    final_weights: Path
-    final_info: Path
-    metrics: list[dict[str, Any]]
-    test_top1: float
-    test_top5: float
-    test_loss: float
-    config: TrainConfig
-    model: nn.Module = field(repr=False)
-
-
-# --------------------------------------------------------------------------- building blocks
-
-
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Adam parameter groups: ``nn.Conv2d`` weights with ``weight_decay``, everything else without."""
-    decay_ids = {id(m.weight) for m in model.modules() if isinstance(m, nn.Conv2d)}
-    decay, no_decay = [], []
-    seen: set[int] = set()
-    for parameter in model.parameters():
-        if not parameter.requires_grad or id(parameter) in seen:
-            continue
-        seen.add(id(parameter))
-        (decay if id(parameter) in decay_ids else no_decay).append(parameter)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return [group for group in groups if group["params"]]
-
-
-def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.Adam:
-    """Adam over :func:`parameter_groups`."""
-    return torch.optim.Adam(parameter_groups(model, weight_decay), lr=lr, betas=(0.9, 0.999))
-
-
-def lr_factor(schedule: str, step: int, total_steps: int) -> float:
-    """The multiplier of the base lr after ``step`` of ``total_steps`` steps: 1 at 0, 0 at the end."""
-    progress = min(step, total_steps) / max(total_steps, 1)
-    if schedule == "linear":
-        return 1.0 - progress
-    if schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-    raise TrainingError(f"unknown schedule {schedule!r} (choose from {', '.join(SCHEDULES)})")
-
-
-def make_scheduler(
-    optimizer: torch.optim.Optimizer, schedule: str, total_steps: int
-) -> torch.optim.lr_scheduler.LambdaLR:
-    lr_factor(schedule, 0, total_steps)  # validates the name
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(schedule, step, total_steps))
-
-
-def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """``T^2 * KL(softmax(teacher / T) || softmax(student / T))``, averaged over the batch."""
-    t = float(temperature)
-    return (
-        F.kl_div(
-            F.log_softmax(student_logits.float() / t, dim=1),
-            F.log_softmax(teacher_logits.float() / t, dim=1),
-            reduction="batchmean",
-            log_target=True,
-        )
-        * t
-        * t
-    )
-
-
-def train_step(
-    model: nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    optimizer: torch.optim.Optimizer,
-    *,
-    teacher: nn.Module | None = None,
-    kd_alpha: float = 0.9,
-    kd_temperature: float = 1.0,
-    scaler: torch.amp.GradScaler | None = None,
-    amp_dtype: torch.dtype | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimizer step on a batch; returns the (detached) loss and the number of correct top-1s."""
-    device_type = images.device.type
-    with torch.autocast(device_type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
-        logits = model(images)
-        loss = F.cross_entropy(logits.float(), labels)
-        if teacher is not None:
-            with torch.no_grad():
-                teacher_logits = teacher(images)
-            kd = distillation_loss(logits, teacher_logits, kd_temperature)
-            loss = (1.0 - kd_alpha) * loss + kd_alpha * kd
-    optimizer.zero_grad(set_to_none=True)
-    if scaler is not None:
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        loss.backward()
-        optimizer.step()
-    correct = (logits.detach().argmax(dim=1) == labels).sum()
-    return loss.detach(), correct
-
-
-# --------------------------------------------------------------------------- trained weights
-
-
-@dataclass
-class TrainedWeights:
-    """A model state dict read from a run's files, with what is known about it."""
-
-    state_dict: dict[str, torch.Tensor]
-    source: Path
-    kind: str  # "checkpoint", "final" or "weights"
-    genotype: str | None = None
-    binary_weights: bool = True
-    image_size: int | None = None
-    dataset: str | None = None
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-def load_trained_weights(path: str | os.PathLike[str]) -> TrainedWeights:
-    """Read weights from a training checkpoint (stem, ``.json`` or ``.safetensors``), a run's
-    ``final.safetensors`` (with its ``final.json`` when present), a plain safetensors weights file,
-    or a run folder (its ``final.safetensors``, else its checkpoint). Bad files raise WeightsError."""
-    source = Path(path).expanduser()
-    if source.is_dir():
-        final = source / FINAL_WEIGHTS_NAME
-        source = final if final.is_file() else source / f"{CHECKPOINT_NAME}.json"
-    meta = _sibling_json(source)
-    if meta is not None and meta.get("format") == CHECKPOINT_FILE_FORMAT:
-        state = load_checkpoint(source)
-        if not isinstance(state, dict) or state.get("format") != RUN_FORMAT or "model" not in state:
-            raise WeightsError(f"{source}: a checkpoint, but not of a bnnzoo training run")
-        config = state.get("config", {})
-        two_step_phase1 = state.get("phase") == 1 and config.get("two_step", True)
-        return TrainedWeights(
-            state["model"],
-            source,
-            "checkpoint",
-            genotype=state.get("genotype"),
-            binary_weights=not two_step_phase1,
-            image_size=config.get("image_size"),
-            dataset=config.get("dataset"),
-            info={"epoch": state.get("epoch"), "phase": state.get("phase"), "complete": state.get("complete")},
-        )
-    if source.suffix == ".json":
-        if meta is None:
-            raise WeightsError(f"{source}: no such checkpoint")
-        if meta.get("format") != FINAL_FORMAT:
-            raise WeightsError(f"{source}: neither a bnnzoo training checkpoint nor a final.json")
-        source = source.with_suffix(".safetensors")
-    elif source.suffix != ".safetensors":
-        if not source.exists():
-            raise WeightsError(f"{source}: no such checkpoint or weights file")
-        raise WeightsError(f"{source}: expected a .safetensors weights file or a checkpoint (.json)")
-    state_dict = load_safetensors(source)
-    if meta is not None and meta.get("format") == FINAL_FORMAT:
-        return TrainedWeights(
-            state_dict,
-            source,
-            "final",
-            genotype=meta.get("genotype"),
-            binary_weights=bool(meta.get("binary_weights", True)),
-            image_size=meta.get("image_size"),
-            dataset=meta.get("dataset"),
-            info=meta,
-        )
-    return TrainedWeights(state_dict, source, "weights")
-
-
-def _sibling_json(path: Path) -> dict[str, Any] | None:
-    json_file = path if path.suffix == ".json" else path.with_suffix(".json")
-    if path.suffix not in ("", ".json", ".safetensors"):
-        return None
-    try:
-        meta = json.loads(json_file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        if path.suffix == ".safetensors":
-            return None
-        raise WeightsError(f"{json_file}: not a bnnzoo checkpoint or final.json ({exc})") from None
-    return meta if isinstance(meta, dict) else None
-
-
-def apply_weights(model: nn.Module, weights: TrainedWeights) -> nn.Module:
-    """Load ``weights`` into ``model`` (strictly) and set its binary mode; check the genotype first."""
-    genotype = getattr(model, "genotype", None)
-    if weights.genotype is not None and genotype is not None:
-        model_text = dsl.to_text(genotype)
-        if _canonical(weights.genotype) != model_text:
-            raise WeightsError(
-                f"{weights.source}: trained for genotype '{_genotype_name(weights.genotype)}', "
-                f"which differs from the model's genotype '{genotype.name}'"
-            )
-    try:
-        model.load_state_dict(weights.state_dict, strict=True)
-    except RuntimeError as exc:
-        detail = " ".join(str(exc).split())
-        raise WeightsError(f"{weights.source}: the weights do not fit the model: {detail[:600]}") from None
-    set_binary_weights(model, weights.binary_weights)
-    return model
-
-
-def _canonical(genotype_text: str) -> str:
-    try:
-        return dsl.to_text(dsl.parse(genotype_text, "<checkpoint genotype>"))
-    except BnnzooError:
-        return genotype_text
-
-
-def _genotype_name(genotype_text: str) -> str:
-    for line in genotype_text.splitlines():
-        words = line.split()
-        if len(words) >= 2 and words[0] == "name":
-            return words[1]
-    return "?"
-
-
-# --------------------------------------------------------------------------- the run
 
 
 def train(
