@@ -54,9 +54,7 @@ def test_dataset_info_of_every_dataset() -> None:
     assert dataset_info("cifar100").num_classes == 100
 
 
-@pytest.mark.parametrize(
-    ("typo", "suggestion"), [("fashion-mnist", "fashion_mnist"), ("cifar-10", "cifar10")]
-)
+@pytest.mark.parametrize(("typo", "suggestion"), [("fashion-mnist", "fashion_mnist"), ("cifar-10", "cifar10")])
 def test_unknown_dataset_suggests_a_name(typo: str, suggestion: str) -> None:
     with pytest.raises(DataError, match=f"did you mean '{suggestion}'"):
         dataset_info(typo)

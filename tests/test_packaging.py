@@ -164,8 +164,6 @@ def test_pyproject_lists_every_package() -> None:
 
     root = Path(__file__).resolve().parents[1]
     listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    found = {
-        ".".join(init.parent.relative_to(root).parts) for init in (root / "bnnzoo").rglob("__init__.py")
-    }
+    found = {".".join(init.parent.relative_to(root).parts) for init in (root / "bnnzoo").rglob("__init__.py")}
     assert found <= listed, f"add to pyproject.toml packages: {sorted(found - listed)}"
     assert {"bnnzoo.grammar", "bnnzoo.genotypes"} <= listed

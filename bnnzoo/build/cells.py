@@ -113,9 +113,7 @@ class CellBody(nn.Module):
     def tap_module(self, tap: int) -> str:
         return f"body.cells.{self.taps[tap]}"
 
-    def forward(
-        self, x: torch.Tensor, take: set[int] | frozenset[int] = frozenset(), stop: int | None = None
-    ):
+    def forward(self, x: torch.Tensor, take: set[int] | frozenset[int] = frozenset(), stop: int | None = None):
         """Run the cells; return the last output and the feature maps at the taps in ``take``."""
         s0 = s1 = x
         features = []

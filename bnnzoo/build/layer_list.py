@@ -25,9 +25,7 @@ class LayerListBody(nn.Module):
             if stride != 1 and index > 0:
                 self._add_tap(index - 1, channels, reduction)
             if isinstance(layer, MBConv):
-                block = BinaryMBConv(
-                    channels, layer.channels, layer.kernel, layer.expansion, stride, shortcut
-                )
+                block = BinaryMBConv(channels, layer.channels, layer.kernel, layer.expansion, stride, shortcut)
             elif isinstance(layer, Basic):
                 block = BinaryBasicBlock(channels, layer.channels, stride, layer.downsample)
             else:
@@ -47,9 +45,7 @@ class LayerListBody(nn.Module):
     def tap_module(self, tap: int) -> str:
         return f"body.blocks.{self.taps[tap]}"
 
-    def forward(
-        self, x: torch.Tensor, take: set[int] | frozenset[int] = frozenset(), stop: int | None = None
-    ):
+    def forward(self, x: torch.Tensor, take: set[int] | frozenset[int] = frozenset(), stop: int | None = None):
         """Run the blocks; return the last output and the feature maps at the taps in ``take``."""
         features = []
         last = len(self.blocks) - 1 if stop is None else self.taps[stop]

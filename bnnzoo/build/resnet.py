@@ -22,9 +22,7 @@ from bnnzoo.build.units import BinaryConvBN, pool_shortcut
 class BinaryBasicBlock(nn.Module):
     """Two binary 3x3 convolutions, each with a shortcut."""
 
-    def __init__(
-        self, in_channels: int, out_channels: int, stride: int = 1, downsample: str = "binary"
-    ) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, downsample: str = "binary") -> None:
         super().__init__()
         self.conv1 = BinaryConvBN(in_channels, out_channels, 3, stride)
         self.act1 = RPReLU(out_channels)

@@ -31,16 +31,13 @@ class ReductionShortcut(nn.Module):
     ``stride == 1`` there is no pool. ``out_channels < in_channels`` raises :class:`ModelError`.
     """
 
-    def __init__(
-        self, in_channels: int, out_channels: int, stride: int = 2, kind: str = "partial_duplicate"
-    ) -> None:
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 2, kind: str = "partial_duplicate") -> None:
         super().__init__()
         if kind not in SHORTCUT_KINDS:
             raise ModelError(f"unknown shortcut kind {kind!r}; expected one of {', '.join(SHORTCUT_KINDS)}")
         if in_channels < 1 or out_channels < 1:
             raise ModelError(
-                f"shortcut channels must be positive, got in_channels={in_channels}, "
-                f"out_channels={out_channels}"
+                f"shortcut channels must be positive, got in_channels={in_channels}, out_channels={out_channels}"
             )
         if out_channels < in_channels:
             raise ModelError(

@@ -10,9 +10,7 @@ from bnnzoo.profile.fit import fit_published
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     fit = subparsers.add_parser("fit", help="fit a genotype to the paper's published op counts")
-    fit.add_argument(
-        "--published", required=True, metavar="NAME", help="zoo name of a Table 3 row, e.g. mbconv_a"
-    )
+    fit.add_argument("--published", required=True, metavar="NAME", help="zoo name of a Table 3 row, e.g. mbconv_a")
     fit.add_argument("-o", "--output", help="write the genotype here (default: print it)")
     fit.add_argument("--iterations", type=int, default=3000)
     fit.add_argument("--restarts", type=int, default=4)

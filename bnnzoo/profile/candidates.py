@@ -63,5 +63,3 @@ def mbconv_block_counts(cin: int, cout: int, kernel: int, expansion: int, stride
 @functools.cache
 def cell_op_counts(op: str, channels: int, stride: int, size: int) -> Counts:
     return measure(lambda: make_op(op, channels, stride), (channels, size, size))
-
-

@@ -112,18 +112,11 @@ def _count(name: str, module: nn.Module, inputs: tuple, output: torch.Tensor) ->
     shape = tuple(output.shape[1:])
     out_elements = output[0].numel()
     if isinstance(module, nn.Conv2d):
-        macs = (
-            out_elements
-            * (module.in_channels // module.groups)
-            * module.kernel_size[0]
-            * module.kernel_size[1]
-        )
+        macs = out_elements * (module.in_channels // module.groups) * module.kernel_size[0] * module.kernel_size[1]
         weights = module.weight.numel()
         bias = module.bias.numel() if module.bias is not None else 0
         if is_fully_binary(module):
-            return LayerCount(
-                name, "conv", "1-bit", "1-bit", shape, macs, 0, weights, module.out_channels + bias
-            )
+            return LayerCount(name, "conv", "1-bit", "1-bit", shape, macs, 0, weights, module.out_channels + bias)
         binary_input = isinstance(module, BinaryConv2d) and module.binary_activations
         return LayerCount(
             name, "conv", "1-bit" if binary_input else "32-bit", "32-bit", shape, 0, macs, 0, weights + bias

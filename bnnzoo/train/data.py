@@ -139,9 +139,7 @@ class TensorImageDataset(Dataset[tuple[torch.Tensor, int]]):
         flip: bool = True,
     ) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4:
-            raise DataError(
-                f"images must be a uint8 tensor (N, C, H, W), got {images.dtype} {tuple(images.shape)}"
-            )
+            raise DataError(f"images must be a uint8 tensor (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
         if labels.shape != (images.shape[0],):
             raise DataError(f"{images.shape[0]} images but labels of shape {tuple(labels.shape)}")
         self.images = images
@@ -182,9 +180,7 @@ def _fit(image: torch.Tensor, size: int, *, pad: bool) -> torch.Tensor:
     if pad and height <= size and width <= size:
         top, left = (size - height) // 2, (size - width) // 2
         return F.pad(image, (left, size - width - left, top, size - height - top))
-    resized = F.interpolate(
-        image[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True
-    )
+    resized = F.interpolate(image[None], size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     return resized[0].clamp_(0.0, 1.0)
 
 
@@ -222,9 +218,7 @@ def load_dataset(
         count = limit if limit is not None else SYNTHETIC_SIZES[split]
         size = image_size or info.input_shape[-1]
         shape = (info.input_shape[0], size, size)
-        return synthetic_dataset(
-            count, shape, info.num_classes, seed=2 * seed + (split == "test"), augment=augment
-        )
+        return synthetic_dataset(count, shape, info.num_classes, seed=2 * seed + (split == "test"), augment=augment)
     if name == "imagefolder":
         return _load_imagefolder(_resolve_root(name, root), split, image_size, augment, limit)
     if name == "fashion_mnist":
@@ -304,18 +298,14 @@ def make_loader(
     )
 
 
-def split_train_val(
-    dataset: Dataset[Any], val_fraction: float = 0.5, seed: int = 0
-) -> tuple[Subset[Any], Subset[Any]]:
+def split_train_val(dataset: Dataset[Any], val_fraction: float = 0.5, seed: int = 0) -> tuple[Subset[Any], Subset[Any]]:
     """Split into disjoint (train, val) subsets by a permutation seeded with ``seed`` (DARTS search)."""
     if not 0.0 < val_fraction < 1.0:
         raise DataError(f"val_fraction must be strictly between 0 and 1, got {val_fraction}")
     total = len(dataset)  # type: ignore[arg-type]
     num_val = round(total * val_fraction)
     if num_val < 1 or num_val >= total:
-        raise DataError(
-            f"cannot split {total} samples with val_fraction={val_fraction}: a part would be empty"
-        )
+        raise DataError(f"cannot split {total} samples with val_fraction={val_fraction}: a part would be empty")
     order = torch.randperm(total, generator=torch.Generator().manual_seed(seed)).tolist()
     return Subset(dataset, sorted(order[num_val:])), Subset(dataset, sorted(order[:num_val]))
 
@@ -391,9 +381,7 @@ def _cached_fashion_arrays(
     if images.shape[1:] != (28, 28):
         raise DataError(f"{images_path}: expected 28x28 images, got {images.shape[1]}x{images.shape[2]}")
     if labels.shape[0] != images.shape[0]:
-        raise DataError(
-            f"{labels_path}: {labels.shape[0]} labels for {images.shape[0]} images in {images_path}"
-        )
+        raise DataError(f"{labels_path}: {labels.shape[0]} labels for {images.shape[0]} images in {images_path}")
     return torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels).to(torch.int64)
 
 
@@ -405,15 +393,11 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
     if len(raw) < header_size:
         raise DataError(f"{path}: truncated IDX file ({len(raw)} bytes, header needs {header_size})")
     if struct.unpack(">I", raw[:4])[0] != magic:
-        raise DataError(
-            f"{path}: not an IDX file of {ndim}-d unsigned bytes (magic {raw[:4].hex()}, want {magic:08x})"
-        )
+        raise DataError(f"{path}: not an IDX file of {ndim}-d unsigned bytes (magic {raw[:4].hex()}, want {magic:08x})")
     shape = struct.unpack(f">{ndim}I", raw[4:header_size])
     expected = header_size + int(np.prod(shape))
     if len(raw) != expected:
-        raise DataError(
-            f"{path}: truncated or corrupt IDX file: {len(raw)} bytes, shape {shape} needs {expected}"
-        )
+        raise DataError(f"{path}: truncated or corrupt IDX file: {len(raw)} bytes, shape {shape} needs {expected}")
     return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(shape).copy()
 
 
@@ -507,12 +491,7 @@ def _read_cifar_pickle(path: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{path}: a CIFAR batch must be a dict, got {type(batch).__name__}")
     data = _entry(batch, "data", path)
     labels = _entry(batch, "labels" if name == "cifar10" else "fine_labels", path)
-    if (
-        not isinstance(data, np.ndarray)
-        or data.dtype != np.uint8
-        or data.ndim != 2
-        or data.shape[1] != _CIFAR_PIXELS
-    ):
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != _CIFAR_PIXELS:
         raise DataError(f"{path}: 'data' must be a uint8 array of shape (N, {_CIFAR_PIXELS})")
     try:
         label_array = np.asarray(labels)
@@ -596,9 +575,7 @@ def _load_restricted(handle: BinaryIO) -> Any:
 # --------------------------------------------------------------------------- image folders
 
 
-def _load_imagefolder(
-    root: Path, split: str, image_size: int | None, augment: bool, limit: int | None
-) -> Dataset[Any]:
+def _load_imagefolder(root: Path, split: str, image_size: int | None, augment: bool, limit: int | None) -> Dataset[Any]:
     from torchvision import datasets, transforms
 
     folder = root / ("train" if split == "train" else "val")

@@ -119,9 +119,7 @@ for _name in zoo_genotype_names():
 
 
 @register_model
-def bnnzoo_genotype(
-    pretrained: bool = False, genotype: str | Genotype | None = None, **kwargs: Any
-) -> BinaryNet:
+def bnnzoo_genotype(pretrained: bool = False, genotype: str | Genotype | None = None, **kwargs: Any) -> BinaryNet:
     """Any genotype, given as DSL text (as in a Hub config's ``model_args``) or a Genotype."""
     if genotype is None:
         raise ModelError("bnnzoo_genotype needs genotype=<genotype text>")
