@@ -22,20 +22,12 @@ from bnnzoo._checkpoint import load_checkpoint
 from bnnzoo.build.binary import BinaryConv2d, set_binary_weights
 from bnnzoo.cli import main
 from bnnzoo.errors import BnnzooError, DataError, WeightsError
+from bnnzoo.train.config import TrainConfig, TrainingError, TrainingInterrupted
 from bnnzoo.train.data import DEFAULT_FASHION_MNIST_ROOT, load_dataset, make_loader, synthetic_dataset
 from bnnzoo.train.evaluate import evaluate
-from bnnzoo.train.recipe import (
-    TrainConfig,
-    TrainingError,
-    TrainingInterrupted,
-    distillation_loss,
-    load_trained_weights,
-    lr_factor,
-    make_optimizer,
-    parameter_groups,
-    train,
-    train_step,
-)
+from bnnzoo.train.optim import distillation_loss, lr_factor, make_optimizer, parameter_groups, train_step
+from bnnzoo.train.recipe import train
+from bnnzoo.train.weights import load_trained_weights
 
 TINY = """\
 bnnzoo 1

@@ -19,13 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "folder is uploaded too (log in first: `hf auth login`, or set HF_TOKEN). See docs/hub.md."
         ),
     )
-    publish.add_argument("model", metavar="NAME|FILE", help="a zoo name or a .bnn genotype file")
-    publish.add_argument(
-        "--checkpoint",
-        required=True,
-        metavar="PATH",
-        help="a safetensors state dict, or a training checkpoint (its .json, .safetensors or stem)",
-    )
+    _add_model_and_checkpoint(publish)
     publish.add_argument("--repo-id", metavar="ORG/NAME", help="upload to this Hub repository")
     publish.add_argument("--out", metavar="DIR", help="the folder to stage (default: ./hub/<NAME>)")
     publish.add_argument("--dataset", metavar="D", help="the dataset the weights were trained and measured on")
@@ -45,15 +39,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "(docs/packed_format.md) and print its size beside the profiler's Params (MB)."
         ),
     )
-    export.add_argument("model", metavar="NAME|FILE", help="a zoo name or a .bnn genotype file")
-    export.add_argument(
+    _add_model_and_checkpoint(export)
+    export.add_argument("-o", "--output", required=True, metavar="OUT.safetensors", help="the file to write")
+    export.set_defaults(run=run_export)
+
+
+def _add_model_and_checkpoint(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="NAME|FILE", help="a zoo name or a .bnn genotype file")
+    parser.add_argument(
         "--checkpoint",
         required=True,
         metavar="PATH",
         help="a safetensors state dict, or a training checkpoint (its .json, .safetensors or stem)",
     )
-    export.add_argument("-o", "--output", required=True, metavar="OUT.safetensors", help="the file to write")
-    export.set_defaults(run=run_export)
 
 
 def run_publish(args: argparse.Namespace) -> int:

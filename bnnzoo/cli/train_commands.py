@@ -107,7 +107,8 @@ def _data_arguments(parser: argparse.ArgumentParser, dataset_default: str | None
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from bnnzoo.train.recipe import TrainConfig, TrainingInterrupted, train
+    from bnnzoo.train.config import TrainConfig, TrainingInterrupted
+    from bnnzoo.train.recipe import train
 
     config = TrainConfig(
         model=args.model,

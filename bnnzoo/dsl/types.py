@@ -156,10 +156,6 @@ class Genotype:
         """The ``meta`` lines as a dict."""
         return dict(self.meta)
 
-    @property
-    def is_cell_network(self) -> bool:
-        return isinstance(self.body, CellNetwork)
-
 
 def _fields(obj: object) -> dict:
     return {name: getattr(obj, name) for name in obj.__dataclass_fields__ if name != "spans"}

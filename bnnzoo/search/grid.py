@@ -44,7 +44,8 @@ class GridPoint:
 
 def proxy_score(genotype_path: Path, config: SearchConfig, proxy: ProxyConfig, output: Path) -> float:
     """Test top-1 of the genotype after a short two-step training on the search's dataset."""
-    from bnnzoo.train.recipe import TrainConfig, train
+    from bnnzoo.train.config import TrainConfig
+    from bnnzoo.train.recipe import train
 
     result = train(
         TrainConfig(

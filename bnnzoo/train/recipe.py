@@ -111,10 +111,8 @@ from bnnzoo.train.config import (
     FINAL_INFO_NAME,
     FINAL_WEIGHTS_NAME,
     METRICS_NAME,
-    PHASE_NAMES,
     RECIPE_FIELDS,
     RUN_FORMAT,
-    SCHEDULES,
     TrainConfig,
     TrainingError,
     TrainingInterrupted,
@@ -123,47 +121,16 @@ from bnnzoo.train.config import (
 from bnnzoo.train.data import dataset_info, load_dataset, make_loader
 from bnnzoo.train.evaluate import evaluate
 from bnnzoo.train.optim import (
-    distillation_loss,
-    lr_factor,
     make_optimizer,
     make_scheduler,
-    parameter_groups,
     train_step,
 )
 from bnnzoo.train.weights import (
-    TrainedWeights,
-    _canonical,
-    _genotype_name,
     apply_weights,
+    canonical_text,
+    genotype_name,
     load_trained_weights,
 )
-
-__all__ = [
-    "AMP_DTYPES",
-    "CHECKPOINT_NAME",
-    "FINAL_FORMAT",
-    "FINAL_INFO_NAME",
-    "FINAL_WEIGHTS_NAME",
-    "METRICS_NAME",
-    "PHASE_NAMES",
-    "RECIPE_FIELDS",
-    "RUN_FORMAT",
-    "SCHEDULES",
-    "TrainConfig",
-    "TrainResult",
-    "TrainedWeights",
-    "TrainingError",
-    "TrainingInterrupted",
-    "apply_weights",
-    "distillation_loss",
-    "load_trained_weights",
-    "lr_factor",
-    "make_optimizer",
-    "make_scheduler",
-    "parameter_groups",
-    "train",
-    "train_step",
-]
 
 
 def train(
@@ -395,9 +362,9 @@ class _Run:
         if not isinstance(state, dict) or state.get("format") != RUN_FORMAT:
             raise WeightsError(f"{self.checkpoint_base}.json: not a bnnzoo training checkpoint")
         saved_text = state.get("genotype", "")
-        if _canonical(saved_text) != self.genotype_text:
+        if canonical_text(saved_text) != self.genotype_text:
             raise WeightsError(
-                f"{self.checkpoint_base}.json: the checkpoint is of genotype '{_genotype_name(saved_text)}', "
+                f"{self.checkpoint_base}.json: the checkpoint is of genotype '{genotype_name(saved_text)}', "
                 f"which differs from {self.config.model!r} ('{self.model.genotype.name}'); "
                 "resume with the model it was trained with, or use another output folder"
             )

@@ -112,9 +112,9 @@ def apply_weights(model: nn.Module, weights: TrainedWeights) -> nn.Module:
     genotype = getattr(model, "genotype", None)
     if weights.genotype is not None and genotype is not None:
         model_text = dsl.to_text(genotype)
-        if _canonical(weights.genotype) != model_text:
+        if canonical_text(weights.genotype) != model_text:
             raise WeightsError(
-                f"{weights.source}: trained for genotype '{_genotype_name(weights.genotype)}', "
+                f"{weights.source}: trained for genotype '{genotype_name(weights.genotype)}', "
                 f"which differs from the model's genotype '{genotype.name}'"
             )
     try:
@@ -126,14 +126,14 @@ def apply_weights(model: nn.Module, weights: TrainedWeights) -> nn.Module:
     return model
 
 
-def _canonical(genotype_text: str) -> str:
+def canonical_text(genotype_text: str) -> str:
     try:
         return dsl.to_text(dsl.parse(genotype_text, "<checkpoint genotype>"))
     except BnnzooError:
         return genotype_text
 
 
-def _genotype_name(genotype_text: str) -> str:
+def genotype_name(genotype_text: str) -> str:
     for line in genotype_text.splitlines():
         words = line.split()
         if len(words) >= 2 and words[0] == "name":
