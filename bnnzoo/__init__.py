@@ -3,24 +3,28 @@
 Genotypes are text in a small DSL (``bnnzoo.parse``), built into timm-compatible binary PyTorch
 models (``bnnzoo.create_model``), profiled as the paper counts ops (``bnnzoo.profile``), drawn,
 searched, trained and published. Importing bnnzoo registers the zoo with timm.
+
+The names below load on first use, so ``import bnnzoo`` (and the light CLI commands) start
+without torch; registration with timm happens when timm itself is imported (see ``_lazy``).
 """
 
-from bnnzoo.dsl import check, dump, load_genotype, parse, to_text
-from bnnzoo.dsl.types import Genotype
-from bnnzoo.errors import BnnzooError, GenotypeError
-from bnnzoo.zoo import create_model, list_models
+from bnnzoo._lazy import lazy_attributes, register_zoo_with_timm
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "BnnzooError",
-    "Genotype",
-    "GenotypeError",
-    "check",
-    "create_model",
-    "dump",
-    "list_models",
-    "load_genotype",
-    "parse",
-    "to_text",
-]
+_PUBLIC = {
+    "BnnzooError": "bnnzoo.errors",
+    "Genotype": "bnnzoo.dsl.types",
+    "GenotypeError": "bnnzoo.errors",
+    "check": "bnnzoo.dsl",
+    "create_model": "bnnzoo.zoo",
+    "dump": "bnnzoo.dsl",
+    "list_models": "bnnzoo.zoo",
+    "load_genotype": "bnnzoo.dsl",
+    "parse": "bnnzoo.dsl",
+    "to_text": "bnnzoo.dsl",
+}
+
+__all__ = sorted(_PUBLIC)
+__getattr__, __dir__ = lazy_attributes(__name__, _PUBLIC)
+register_zoo_with_timm()

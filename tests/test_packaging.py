@@ -139,7 +139,14 @@ def test_installed_wheel_parses_the_zoo_outside_the_source_tree(built) -> None:
     assert _inside(report["dsl"], site), report["dsl"]
     assert _inside(report["grammar"], site), report["grammar"]
     assert _inside(report["genotypes"], site), report["genotypes"]
-    assert not any(_inside(entry, ROOT, cwd=tmp) for entry in report["sys_path"]), report["sys_path"]
+    # The interpreter's own folders (a virtualenv may live in the checkout, e.g. .venv/) are not the source tree.
+    interpreter = [Path(sys.prefix), Path(sys.base_prefix)]
+    from_source = [
+        entry
+        for entry in report["sys_path"]
+        if _inside(entry, ROOT, cwd=tmp) and not any(_inside(entry, prefix, cwd=tmp) for prefix in interpreter)
+    ]
+    assert not from_source, report["sys_path"]
     assert report["names"] == NAMES
     assert report["parsed"] == {name: name for name in NAMES}
 

@@ -20,6 +20,12 @@ Export: both sign functions are :class:`torch.autograd.Function` s whose forward
 (``>=``, ``where``, ``abs``, ``mean``, ``mul``); the legacy ONNX exporter inlines them, ``torch.compile``
 traces them. Without grad (``torch.no_grad`` or an input that does not require grad) the plain forward is
 used directly.
+
+Tracing and scripting: :class:`RSign` and :class:`BinaryConv2d` are registered with timm as leaf
+modules (``timm.layers.register_notrace_module``), so timm's and torchvision's FX feature extraction
+keep them whole; the sign functions are ``torch.fx.wrap`` ped, so plain ``torch.fx.symbolic_trace``
+works too. TorchScript cannot compile autograd Functions: scripting either layer raises
+:class:`~bnnzoo.errors.ModelError`.
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
+import torch.fx
 import torch.nn.functional as F
+from timm.layers import register_notrace_module
 from torch import nn
 from torch.nn.modules.utils import _pair
 
@@ -92,6 +100,7 @@ class SignWeightSTE(torch.autograd.Function):
         return grad_output * (w.abs() <= 1.0).to(grad_output.dtype)
 
 
+@torch.fx.wrap
 def binarize_activation(x: torch.Tensor) -> torch.Tensor:
     """Exactly ``±1`` values with the ApproxSign surrogate gradient (see :class:`ApproxSign`)."""
     if torch.is_grad_enabled() and x.requires_grad:
@@ -99,6 +108,7 @@ def binarize_activation(x: torch.Tensor) -> torch.Tensor:
     return sign(x)
 
 
+@torch.fx.wrap
 def binarize_weight(w: torch.Tensor) -> torch.Tensor:
     """``sign(W) * mean|W|`` per output channel with the clipped STE (see :class:`SignWeightSTE`)."""
     if torch.is_grad_enabled() and w.requires_grad:
@@ -106,6 +116,14 @@ def binarize_weight(w: torch.Tensor) -> torch.Tensor:
     return sign(w) * weight_scale(w)
 
 
+def _not_scriptable(module: nn.Module) -> ModelError:
+    return ModelError(
+        f"{type(module).__name__} cannot be compiled with TorchScript: its surrogate gradient is an autograd "
+        "Function (and torch.jit.script is deprecated); use torch.compile, torch.fx, torch.export or ONNX export"
+    )
+
+
+@register_notrace_module
 class RSign(nn.Module):
     """Sign with a learnable per-channel threshold (ReActNet RSign) on NCHW input.
 
@@ -132,6 +150,9 @@ class RSign(nn.Module):
     def extra_repr(self) -> str:
         return f"{self.channels}, learnable={self.learnable}"
 
+    def __prepare_scriptable__(self) -> nn.Module:
+        raise _not_scriptable(self)
+
 
 class RPReLU(nn.Module):
     """ReActNet RPReLU on NCHW input: ``PReLU(x - gamma) + zeta``, all three per channel.
@@ -150,6 +171,7 @@ class RPReLU(nn.Module):
         return self.prelu(x - self.gamma) + self.zeta
 
 
+@register_notrace_module
 class BinaryConv2d(nn.Conv2d):
     """A 2-D convolution with binarized weights and binarized input activations.
 
@@ -217,6 +239,9 @@ class BinaryConv2d(nn.Conv2d):
             f"{super().extra_repr()}, binary_weights={self.binary_weights}, "
             f"binary_activations={self.binary_activations}"
         )
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        raise _not_scriptable(self)
 
 
 def set_binary_weights(model: nn.Module, enabled: bool) -> int:

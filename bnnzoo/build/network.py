@@ -2,13 +2,19 @@
 
 ``BinaryNet`` has timm's interface: ``forward_features``, ``forward_head(pre_logits=...)``,
 ``reset_classifier``, ``get_classifier``, ``num_features``, ``feature_info``, ``drop_rate`` and
-``forward_intermediates`` (which serves ``features_only=True``). Feature taps are the stem output
-and the end of every resolution stage.
+``forward_intermediates`` (which serves ``features_only=True``) and ``prune_intermediate_layers``.
+Feature taps are the stem output and the end of every resolution stage. ``device`` and ``dtype``
+place the model at construction, as timm's ``create_model(device=..., dtype=...)`` expects.
+
+TorchScript is not supported (``torch.jit.script`` is deprecated in PyTorch, and the binary
+layers' surrogate gradients are ``torch.autograd.Function`` s it cannot compile): scripting a
+model raises :class:`~bnnzoo.errors.ModelError`. ``torch.compile``, ``torch.fx`` and ONNX export work.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from contextlib import nullcontext
 
 import torch
 from timm.layers import SelectAdaptivePool2d
@@ -43,6 +49,8 @@ class BinaryNet(nn.Module):
         drop_rate: float = 0.0,
         global_pool: str | None = None,
         shortcut: str | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         if isinstance(genotype, str):
@@ -58,16 +66,19 @@ class BinaryNet(nn.Module):
         self.shortcut = shortcut or genotype.shortcut
 
         stem = genotype.stem
-        self.stem = RealStem(self.in_chans, stem.channels, stem.kernel, stem.stride)
-        if isinstance(genotype.body, LayerList):
-            self.body: LayerListBody | CellBody = LayerListBody(genotype.body, stem.channels, self.shortcut)
-        else:
-            self.body = CellBody(genotype.body, stem.channels)
-        self.num_features = self.head_hidden_size = self.body.out_channels
-        pool_type = global_pool if global_pool is not None else _POOL_TYPES[genotype.head.pool]
-        self.global_pool = _global_pool(pool_type)
-        self.head_drop = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(self.num_features, self.num_classes) if self.num_classes > 0 else nn.Identity()
+        with torch.device(device) if device is not None else nullcontext():
+            self.stem = RealStem(self.in_chans, stem.channels, stem.kernel, stem.stride)
+            if isinstance(genotype.body, LayerList):
+                self.body: LayerListBody | CellBody = LayerListBody(genotype.body, stem.channels, self.shortcut)
+            else:
+                self.body = CellBody(genotype.body, stem.channels)
+            self.num_features = self.head_hidden_size = self.body.out_channels
+            pool_type = global_pool if global_pool is not None else _POOL_TYPES[genotype.head.pool]
+            self.global_pool = _global_pool(pool_type)
+            self.head_drop = nn.Dropout(drop_rate)
+            self.fc = _classifier(self.num_features, self.num_classes)
+        if dtype is not None:
+            self.to(dtype=dtype)
         self.feature_info = [dict(num_chs=stem.channels, reduction=stem.stride, module="stem")] + [
             dict(num_chs=channels, reduction=stem.stride * reduction, module=self.body.tap_module(tap))
             for tap, (channels, reduction) in enumerate(zip(self.body.tap_channels, self.body.tap_reductions))
@@ -79,10 +90,12 @@ class BinaryNet(nn.Module):
         return self.fc
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """A new ``num_classes`` head (and pooling) on the model's device and dtype, in its train/eval mode."""
+        like = self.stem.conv.weight
         self.num_classes = num_classes
         if global_pool is not None:
-            self.global_pool = _global_pool(global_pool)
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+            self.global_pool = _global_pool(global_pool).train(self.training)
+        self.fc = _classifier(self.num_features, num_classes, like.device, like.dtype).train(self.training)
 
     # -- forward -----------------------------------------------------------------------------
 
@@ -124,8 +137,39 @@ class BinaryNet(nn.Module):
     def prune_intermediate_layers(
         self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True
     ) -> list[int]:
-        """Normalise ``indices``; drop the classifier when ``prune_head`` (the body is kept whole)."""
-        take, _ = feature_take_indices(len(self.feature_info), indices)
+        """Drop the blocks after the last tap in ``indices`` (so ``forward_features`` ends there) and,
+        with ``prune_head``, the pooling and classifier; return the normalised indices. The model has
+        no final norm, so ``prune_norm`` changes nothing."""
+        take, max_index = feature_take_indices(len(self.feature_info), indices)
+        # Tap 0 is the stem output (no block kept); tap k > 0 is the output of body block taps[k - 1].
+        keep = 0 if max_index == 0 else self.body.taps[max_index - 1] + 1
+        _truncate(self.body, keep)
         if prune_head:
-            self.reset_classifier(0)
+            self.reset_classifier(0, "")
         return take
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        raise _not_scriptable()
+
+
+def _classifier(
+    num_features: int, num_classes: int, device: torch.device | None = None, dtype: torch.dtype | None = None
+) -> nn.Module:
+    return nn.Linear(num_features, num_classes, device=device, dtype=dtype) if num_classes > 0 else nn.Identity()
+
+
+def _truncate(body: nn.Module, keep: int) -> None:
+    """Keep the first ``keep`` blocks (or cells) of a body; the forward runs whatever is left."""
+    for name in ("blocks", "cells"):
+        if hasattr(body, name):
+            setattr(body, name, getattr(body, name)[:keep])
+            return
+    raise ModelError(f"cannot prune a {type(body).__name__}")
+
+
+def _not_scriptable() -> ModelError:
+    return ModelError(
+        "bnnzoo models cannot be compiled with TorchScript (torch.jit.script is deprecated in PyTorch, "
+        "and the binary layers' surrogate gradients are autograd Functions it cannot compile); "
+        "use torch.compile, torch.fx, torch.export or ONNX export instead"
+    )

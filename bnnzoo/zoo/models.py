@@ -10,16 +10,19 @@ whose ``model_args`` carry the genotype rebuilds a searched model this way.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model, resolve_pretrained_cfg
 
 from bnnzoo import dsl
-from bnnzoo.build.network import BinaryNet
 from bnnzoo.dsl.library import zoo_genotype, zoo_genotype_names
-from bnnzoo.dsl.types import Genotype
+from bnnzoo.dsl.types import Genotype, LayerList
 from bnnzoo.errors import ModelError
+
+if TYPE_CHECKING:  # the builder loads when a model is built: registering the zoo stays light
+    from bnnzoo.build.network import BinaryNet
 
 GENERIC_ARCHITECTURE = "bnnzoo_genotype"
 PAPER_ID = "doi:10.1109/WACV56688.2023.00244"
@@ -44,13 +47,28 @@ def _published_weights() -> dict[str, dict[str, dict[str, Any]]]:
     return data["models"]
 
 
+def pool_size(genotype: Genotype) -> tuple[int, int]:
+    """The spatial size of ``forward_features`` at the genotype's input size (timm's ``pool_size``).
+
+    Every strided layer is "same"-padded, so it rounds up: ``ceil(ceil(n / a) / b) == ceil(n / (a * b))``.
+    """
+    body = genotype.body
+    if isinstance(body, LayerList):
+        reduction = math.prod(getattr(layer, "stride", 1) for layer in body.layers)
+    else:
+        reduction = 2 ** len(body.reductions)
+    reduction *= genotype.stem.stride
+    _, height, width = genotype.input_shape
+    return math.ceil(height / reduction), math.ceil(width / reduction)
+
+
 def _cfg(genotype: Genotype | None = None, **overrides: Any) -> dict[str, Any]:
     channels, height, width = genotype.input_shape if genotype else (3, 32, 32)
     cfg = {
         "url": "",
         "input_size": (channels, height, width),
         "num_classes": genotype.num_classes if genotype else 10,
-        "pool_size": None,
+        "pool_size": pool_size(genotype) if genotype else None,
         "crop_pct": 1.0,
         "interpolation": "bilinear",
         "mean": default_normalisation(channels)[0],
@@ -84,6 +102,8 @@ FEATURE_CFG = {"feature_cls": "getter", "out_indices": None}
 
 
 def _create(variant: str, genotype: Genotype, pretrained: bool = False, **kwargs: Any) -> BinaryNet:
+    from bnnzoo.build.network import BinaryNet
+
     if pretrained:
         cfg = resolve_pretrained_cfg(
             variant,
@@ -127,6 +147,6 @@ def bnnzoo_genotype(pretrained: bool = False, genotype: str | Genotype | None = 
         genotype = dsl.parse(genotype, "<model_args.genotype>")
     if kwargs.get("pretrained_cfg") is None:  # no Hub config: the genotype sets shape and classes
         cfg = _cfg(genotype)
-        shape = {key: cfg[key] for key in ("input_size", "num_classes", "mean", "std")}
+        shape = {key: cfg[key] for key in ("input_size", "num_classes", "pool_size", "mean", "std")}
         kwargs["pretrained_cfg_overlay"] = {**shape, **(kwargs.get("pretrained_cfg_overlay") or {})}
     return _create(GENERIC_ARCHITECTURE, genotype, pretrained, **kwargs)
