@@ -1,7 +1,9 @@
-"""The BNAS op set, shared by the final networks and the search supernet.
+"""The BNAS op set and template units, as the official BNAS code builds them (gistvision/bnas).
 
-Pooling is real-valued and free of multiplications; every convolution is binary (weights and
-activations), followed by BatchNorm. ``none`` is the zero op.
+A binary convolution is BNAS's unit (its ``BinReLUConvBN``): BatchNorm on the input, sign, the
+binary convolution, ReLU. Pooling is real-valued and free of multiplications; ``none`` is the
+zero op. The reduction cells' residual is BatchNorm and a real 2x2 stride-2 convolution with a
+bias. See docs/blocks.md for each remaining difference from the official code.
 """
 
 from __future__ import annotations
@@ -9,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from bnnzoo.build.binary import BinaryConv2d
-from bnnzoo.build.units import BinaryConvBN
+from bnnzoo.dsl.spaces import reduced_size
 
 
 class Zero(nn.Module):
@@ -27,19 +30,58 @@ class Zero(nn.Module):
         return x[:, :, :: self.stride, :: self.stride].mul(0.0)
 
 
-class FactorizedReduce(nn.Module):
-    """Halve the resolution with two binary 1x1 stride-2 convs on offset grids (DARTS), then BatchNorm."""
+class CountedBatchNorm2d(nn.BatchNorm2d):
+    """A BatchNorm whose affine weight and bias count in Params (the BNAS template's; docs/profiling.md)."""
+
+
+class NormBinaryConv(nn.Sequential):
+    """BNAS's binary unit: BatchNorm, sign, binary ``kernel`` x ``kernel`` conv (padded with +1), ReLU.
+
+    The BatchNorm before the sign takes the place of a learnable threshold, so the conv has none.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel: int,
+        stride: int = 1,
+        dilation: int = 1,
+        affine: bool = True,
+    ) -> None:
+        super().__init__()
+        self.bn = CountedBatchNorm2d(in_channels, affine=affine)
+        self.conv = BinaryConv2d(
+            in_channels,
+            out_channels,
+            kernel,
+            stride=stride,
+            padding=dilation * (kernel // 2),
+            dilation=dilation,
+            learnable_threshold=False,
+        )
+        self.act = nn.ReLU()
+
+
+class ReductionResidual(nn.Module):
+    """The reduction cells' residual: BatchNorm, then a real 2x2 stride-2 conv with a bias.
+
+    An odd height or width is padded with one zero row or column at the bottom or right first, so
+    the output is ``reduced_size`` of the input, as for every strided op of the cell.
+    """
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        half = out_channels // 2
-        self.conv_a = BinaryConv2d(in_channels, half, 1, stride=2)
-        self.conv_b = BinaryConv2d(in_channels, out_channels - half, 1, stride=2)
-        self.bn = nn.BatchNorm2d(out_channels)
+        self.bn = CountedBatchNorm2d(in_channels)
+        self.conv = nn.Conv2d(in_channels, out_channels, 2, stride=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shifted = nn.functional.pad(x[:, :, 1:, 1:], (0, 1, 0, 1), value=1.0)
-        return self.bn(torch.cat([self.conv_a(x), self.conv_b(shifted)], dim=1))
+        height, width = x.shape[-2:]
+        x = self.bn(x)
+        pad_h, pad_w = 2 * reduced_size(height) - height, 2 * reduced_size(width) - width
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h))
+        return self.conv(x)
 
 
 OpFactory = Callable[[int, int], nn.Module]
@@ -48,13 +90,21 @@ OPS: dict[str, OpFactory] = {
     "none": lambda channels, stride: Zero(stride),
     "max_pool_3x3": lambda channels, stride: nn.MaxPool2d(3, stride, padding=1),
     "avg_pool_3x3": lambda channels, stride: nn.AvgPool2d(3, stride, padding=1, count_include_pad=False),
-    "bin_conv_3x3": lambda channels, stride: BinaryConvBN(channels, channels, 3, stride),
-    "bin_conv_5x5": lambda channels, stride: BinaryConvBN(channels, channels, 5, stride),
-    "bin_dil_conv_3x3": lambda channels, stride: BinaryConvBN(channels, channels, 3, stride, dilation=2),
-    "bin_dil_conv_5x5": lambda channels, stride: BinaryConvBN(channels, channels, 5, stride, dilation=2),
+    "bin_conv_3x3": lambda channels, stride: NormBinaryConv(channels, channels, 3, stride),
+    "bin_conv_5x5": lambda channels, stride: NormBinaryConv(channels, channels, 5, stride),
+    "bin_dil_conv_3x3": lambda channels, stride: NormBinaryConv(channels, channels, 3, stride, dilation=2),
+    "bin_dil_conv_5x5": lambda channels, stride: NormBinaryConv(channels, channels, 5, stride, dilation=2),
 }
 
 
 def make_op(name: str, channels: int, stride: int) -> nn.Module:
     """Build BNAS op ``name`` on ``channels`` channels with ``stride``."""
     return OPS[name](channels, stride)
+
+
+def preprocessing(in_channels: int, channels: int, reduction_prev: bool) -> NormBinaryConv:
+    """Bring a cell input to ``channels``: a binary 1x1 conv, or a binary 3x3 stride-2 conv (BatchNorm
+    without affine parameters) for c_{k-2} when the previous cell was a reduction, as in BNAS."""
+    if reduction_prev:
+        return NormBinaryConv(in_channels, channels, 3, stride=2, affine=False)
+    return NormBinaryConv(in_channels, channels, 1)

@@ -1,10 +1,11 @@
-"""Cells in the BNAS template: preprocessing, 4-node cells, a cell-level residual.
+"""Cells in the BNAS template, as the official BNAS code (gistvision/bnas, ``src/model.py``) builds them.
 
-A cell reads c_{k-2} and c_{k-1}, brings both to ``C`` channels with binary 1x1 convs (a binary
-factorized reduction when c_{k-2} is at twice the resolution), computes each node as the sum of
-its edges' ops, and concatenates the ``concat`` nodes. Every cell but the first adds a cell-level
-residual from c_{k-1}: the identity in normal cells; in reduction cells BatchNorm and a real-valued
-2x2 stride-2 convolution to the cell's output channels (BNAS; the paper's Table 3 counts it).
+A cell reads c_{k-2} and c_{k-1} and brings both to ``C`` channels with binary 1x1 convs; when
+c_{k-2} is at twice the resolution (the previous cell was a reduction) with a binary 3x3
+stride-2 conv instead. Each node is the sum of its edges' ops; the output concatenates the
+``concat`` nodes. Every cell but the first adds a cell-level residual from c_{k-1}: the identity
+in normal cells; in reduction cells BatchNorm and a real 2x2 stride-2 conv with a bias to the
+cell's output channels (Table 3 counts it).
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bnnzoo.build.cell_ops import FactorizedReduce, make_op
-from bnnzoo.build.units import BinaryConvBN
+from bnnzoo.build.cell_ops import ReductionResidual, make_op, preprocessing
 from bnnzoo.dsl.spaces import CELL_INPUTS, CELL_KINDS
 from bnnzoo.dsl.types import Cell, CellNetwork
 from bnnzoo.errors import ModelError
@@ -33,12 +33,8 @@ class BinaryCell(nn.Module):
     ) -> None:
         super().__init__()
         reduction = genotype.kind == "reduction"
-        self.preprocess0 = (
-            FactorizedReduce(prev_prev_channels, channels)
-            if reduction_prev
-            else BinaryConvBN(prev_prev_channels, channels, 1)
-        )
-        self.preprocess1 = BinaryConvBN(prev_channels, channels, 1)
+        self.preprocess0 = preprocessing(prev_prev_channels, channels, reduction_prev)
+        self.preprocess1 = preprocessing(prev_channels, channels, False)
         self.ops = nn.ModuleList()
         self.edge_inputs: list[list[int]] = []
         for node in genotype.nodes:
@@ -50,10 +46,7 @@ class BinaryCell(nn.Module):
         self.out_channels = len(self.concat) * channels
         self.residual: nn.Module | None = None
         if residual and reduction:
-            self.residual = nn.Sequential(
-                nn.BatchNorm2d(prev_channels),
-                nn.Conv2d(prev_channels, self.out_channels, 2, stride=2, bias=False),
-            )
+            self.residual = ReductionResidual(prev_channels, self.out_channels)
         elif residual:
             if prev_channels != self.out_channels:
                 raise ModelError(

@@ -10,8 +10,8 @@ from bnnzoo.dsl.types import Cell, CellNetwork, Genotype, Head, LayerList, MBCon
 
 
 def default_reductions(layers: int) -> tuple[int, ...]:
-    """BNAS puts the reductions at layers // 3 and 2 * layers // 3 (never at the first cell)."""
-    return tuple(sorted({layers // 3, 2 * layers // 3} - {0}))
+    """BNAS puts the reductions at cells layers // 3 and 2 * layers // 3 (the first cell when layers < 3)."""
+    return tuple(sorted({layers // 3, 2 * layers // 3}))
 
 
 def cell_genotype(

@@ -34,6 +34,12 @@ BNAS_POOL_OPS = ("max_pool_3x3", "avg_pool_3x3")
 CELL_KINDS = ("normal", "reduction")
 CELL_INPUTS = 2  # c_{k-2} and c_{k-1}, numbered 0 and 1; intermediate nodes start at 2
 
+
+def reduced_size(size: int) -> int:
+    """A height or width after a stride-2 reduction, ceil(size / 2): what every strided op gives."""
+    return -(-size // 2)
+
+
 STEM_KINDS = ("conv3x3", "conv5x5", "conv7x7")
 HEAD_POOLS = ("avgpool", "maxpool")
 HEAD_CLASSIFIERS = ("fc",)

@@ -38,6 +38,7 @@ from bnnzoo.dsl.spaces import (
     MBCONV_SEARCH_KERNELS,
     MBCONV_STAGE_DEPTHS,
     MBCONV_STAGE_STRIDES,
+    reduced_size,
 )
 from bnnzoo.dsl.types import Cell, Edge, Genotype, MBConv, Node, Skip
 from bnnzoo.profile.candidates import Counts, cell_op_counts, mbconv_block_counts, measure
@@ -262,7 +263,7 @@ class CellFitter:
         for index in range(space.layers):
             if index in space.reductions:
                 positions["reduction"].append((channels * 2, size))
-                channels, size = channels * 2, size // 2
+                channels, size = channels * 2, reduced_size(size)
             else:
                 positions["normal"].append((channels, size))
         return positions
@@ -275,7 +276,7 @@ class CellFitter:
                     if op == "none":
                         continue
                     reduce = kind == "reduction" and source < CELL_INPUTS
-                    op_size = size if kind == "normal" or reduce else size // 2
+                    op_size = size if kind == "normal" or reduce else reduced_size(size)
                     total = total + cell_op_counts(op, channels, 2 if reduce else 1, op_size)
         return total
 

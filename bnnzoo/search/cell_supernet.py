@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from bnnzoo.build.binary import binarize_activation
-from bnnzoo.build.cell_ops import FactorizedReduce
-from bnnzoo.build.units import BinaryConvBN, RealStem
+from bnnzoo.build.cell_ops import ReductionResidual, preprocessing
+from bnnzoo.build.units import RealStem
 from bnnzoo.dsl.construct import default_reductions
 from bnnzoo.dsl.spaces import BNAS_OPS, CELL_INPUTS
 from bnnzoo.search.binary_ops import sign_ste
@@ -61,12 +61,8 @@ class MixedCell(nn.Module):
         self.reduction = reduction
         self.channels = channels
         self.nodes = nodes
-        self.preprocess0 = (
-            FactorizedReduce(prev_prev_channels, channels)
-            if reduction_prev
-            else BinaryConvBN(prev_prev_channels, channels, 1)
-        )
-        self.preprocess1 = BinaryConvBN(prev_channels, channels, 1)
+        self.preprocess0 = preprocessing(prev_prev_channels, channels, reduction_prev)
+        self.preprocess1 = preprocessing(prev_channels, channels, False)
         # State i feeds every node whose state index (2 + node) is larger than i.
         self.targets = [list(range(max(0, source - 1), nodes)) for source in range(nodes + 1)]
         for source, targets in enumerate(self.targets):
@@ -84,9 +80,7 @@ class MixedCell(nn.Module):
         self.out_channels = nodes * channels
         self.residual: nn.Module | None = None
         if residual and reduction:
-            self.residual = nn.Sequential(
-                nn.BatchNorm2d(prev_channels), nn.Conv2d(prev_channels, self.out_channels, 2, 2, bias=False)
-            )
+            self.residual = ReductionResidual(prev_channels, self.out_channels)
         elif residual:
             self.residual = nn.Identity()
 

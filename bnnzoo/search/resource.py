@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from bnnzoo.dsl.spaces import BNAS_OPS, CELL_INPUTS
+from bnnzoo.dsl.spaces import BNAS_OPS, CELL_INPUTS, reduced_size
 from bnnzoo.profile.candidates import Counts, cell_op_counts, mbconv_block_counts, measure
 from bnnzoo.search.cell_supernet import CellSupernet, edge_index
 from bnnzoo.search.mbconv_supernet import MBConvSupernet
@@ -75,7 +75,7 @@ def _cell_costs(net: CellSupernet) -> tuple[float, list[torch.Tensor]]:
                 share = 2 / (CELL_INPUTS + node)
                 for source in range(CELL_INPUTS + node):
                     reduce = kind == "reduction" and source < CELL_INPUTS
-                    op_size = size if kind == "normal" or reduce else size // 2
+                    op_size = size if kind == "normal" or reduce else reduced_size(size)
                     for slot, op in enumerate(BNAS_OPS):
                         if op != "none":
                             counts = cell_op_counts(op, channels, 2 if reduce else 1, op_size)
