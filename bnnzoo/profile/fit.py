@@ -281,8 +281,8 @@ class CellFitter:
         return total
 
     def cost(self, candidate: CellCandidate) -> float:
-        # Normal cells should not have more convolutions than pools, reduction cells not fewer.
-        leaning_wrong = max(0, _lean(candidate.normal)) + max(0, -_lean(candidate.reduction))
+        # Normal cells should not have more convolutions than pools, reduction cells more.
+        leaning_wrong = max(0, _lean(candidate.normal)) + max(0, 1 - _lean(candidate.reduction))
         penalty = self.space.lean_penalty * leaning_wrong
         return worst_error(self.counts(candidate).figures(), self.targets) + penalty
 
