@@ -12,6 +12,7 @@ from tiny import genotype_text, trained
 
 import bnnzoo
 from bnnzoo.build.binary import BinaryConv2d, weight_scale
+from bnnzoo.build.cell_ops import CountedBatchNorm2d
 from bnnzoo.errors import BnnzooError, WeightsError
 from bnnzoo.export import (
     FORMAT,
@@ -227,7 +228,8 @@ def test_export_needs_a_binary_net(tmp_path):
 
 
 def _counted_bytes(model, path) -> int:
-    """Bytes of what the profiler counts: bits and scales of binary convs, weights and biases of real ones."""
+    """Bytes of what the profiler counts: bits and scales of binary convs, weights and biases of real ones,
+    and the affine weights and biases of the BNAS template's BatchNorms."""
     raw = path.read_bytes()
     header = json.loads(raw[8 : 8 + struct.unpack("<Q", raw[:8])[0]])
     keys = []
@@ -238,6 +240,8 @@ def _counted_bytes(model, path) -> int:
             keys.append(f"{name}.weight")
         if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)) and module.bias is not None:
             keys.append(f"{name}.bias")
+        if isinstance(module, CountedBatchNorm2d) and module.affine:
+            keys += [f"{name}.weight", f"{name}.bias"]
     return sum(header[key]["data_offsets"][1] - header[key]["data_offsets"][0] for key in keys)
 
 
@@ -249,7 +253,8 @@ def test_zoo_file_size_against_profiler_params(tmp_path, name):
     size = packed_size(model, path)
     # What the profiler counts is stored in exactly that many bytes (all zoo rows are whole bytes) ...
     assert _counted_bytes(model, path) == round(size.params_mb * 1e6)
-    # ... and the rest is BatchNorm, RPReLU and RSign tensors plus the header, which it does not count.
+    # ... and the rest is BatchNorm statistics (and, outside the BNAS template, affine parameters), RPReLU
+    # and RSign tensors plus the header, which it does not count.
     if name == "bnas_cm":
         assert size.ratio < 1.05
     else:
