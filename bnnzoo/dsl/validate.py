@@ -162,11 +162,6 @@ def _cell_network(g: Genotype, body: CellNetwork) -> Iterator[Problem]:
             "(the cell-level residual adds cells of equal width)",
             body.reduction.spans.get("concat"),
         )
-    if body.channels % 2:
-        yield (
-            "channels must be even (the factorized reduction splits them in two)",
-            body.spans.get("channels"),
-        )
 
 
 def _cell(cell: Cell) -> Iterator[Problem]:
