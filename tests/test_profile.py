@@ -88,7 +88,7 @@ def test_table3_baselines_within_2_percent(name):
 
 
 def test_bnas_a_baseline_within_2_percent_as_the_official_code_counts():
-    """The official BNAS network (tests/test_bnas_template.py): 0.6967 G BOPs, 87.93 M FLOPs, 98.81 M Equiv. Ops, 4.094 MB."""
+    """As the official BNAS network counts (tests/test_bnas_template.py): 0.6967 G, 87.93 M, 98.81 M, 4.094 MB."""
     for figure, error in errors("bnas_a_baseline").items():
         assert abs(error) <= 0.02, f"bnas_a_baseline {figure}: {error:+.2%}"
     totals = profile("bnas_a_baseline").totals()
