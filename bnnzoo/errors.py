@@ -7,8 +7,13 @@ compiler message: ``path:line:col: message``, followed by the offending line and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+MAX_REPORTED_ERRORS = 20
+"""At most this many errors are reported per text; one final "and N more" stands for the rest."""
+EXCERPT_WIDTH = 80
+"""Characters of the offending line shown around the column; a long line is cut to this window."""
 
 
 class BnnzooError(Exception):
@@ -39,8 +44,18 @@ class GenotypeError(BnnzooError):
         self.position = position
         self.line = position.line if position else None
         self.column = position.column if position else None
-        self.excerpt = _excerpt(source, position) if source is not None and position else ""
-        super().__init__(str(self))
+        self._source = source
+        self._excerpt: str | None = None
+        super().__init__(message)
+
+    @property
+    def excerpt(self) -> str:
+        """The offending line (a window of it, when long) and a caret under the column."""
+        if self._excerpt is None:
+            source, position = self._source, self.position
+            self._excerpt = _excerpt(source, position) if source is not None and position else ""
+            self._source = None
+        return self._excerpt
 
     def __str__(self) -> str:
         where = self.path if self.position is None else f"{self.path}:{self.line}:{self.column}"
@@ -66,11 +81,37 @@ class GenotypeErrors(GenotypeError):
         self.path = first.path
         self.position = first.position
         self.line, self.column = first.line, first.column
-        self.excerpt = first.excerpt
-        BnnzooError.__init__(self, str(self))
+        self._source, self._excerpt = None, first.excerpt
+        BnnzooError.__init__(self, self.message)
 
     def __str__(self) -> str:
         return "\n".join(str(error) for error in self.errors)
+
+
+class MoreErrors(GenotypeError):
+    """The final "and N more" entry that stands for the errors past :data:`MAX_REPORTED_ERRORS`."""
+
+    def __init__(self, count: int, path: str) -> None:
+        self.count = count
+        super().__init__(f"and {count} more error{'s' if count != 1 else ''}", path=path)
+
+
+def capped(errors: Iterable[GenotypeError]) -> list[GenotypeError]:
+    """The first :data:`MAX_REPORTED_ERRORS` of ``errors``, then one :class:`MoreErrors` for the rest.
+
+    ``errors`` may be a generator: the errors past the cap are only counted, never kept.
+    """
+    kept: list[GenotypeError] = []
+    more, path = 0, "<string>"
+    for error in errors:
+        path = error.path
+        if isinstance(error, MoreErrors):
+            more += error.count
+        elif len(kept) < MAX_REPORTED_ERRORS:
+            kept.append(error)
+        else:
+            more += 1
+    return [*kept, MoreErrors(more, path)] if more else kept
 
 
 class ModelError(BnnzooError):
@@ -94,10 +135,30 @@ class SearchError(BnnzooError):
 
 
 def _excerpt(source: str, position: Position) -> str:
-    lines = source.split("\n")
-    if not 1 <= position.line <= len(lines):
+    line = _line(source, position.line)
+    if line is None:
         return ""
-    text = lines[position.line - 1].expandtabs(1).rstrip("\r")
+    column = max(position.column, 1)
+    start = max(0, min(column - 1 - EXCERPT_WIDTH // 2, len(line) - EXCERPT_WIDTH))
+    text = line[start : start + EXCERPT_WIDTH].expandtabs(1)
+    if start + EXCERPT_WIDTH < len(line):
+        text += " ..."
+    else:
+        text = text.rstrip("\r")
     if not text.strip():
         return ""
-    return f"    {text}\n    {' ' * (position.column - 1)}^"
+    prefix = "... " if start else ""
+    return f"    {prefix}{text}\n    {' ' * (len(prefix) + column - 1 - start)}^"
+
+
+def _line(source: str, number: int) -> str | None:
+    """Line ``number`` (1-based; lines end at \\n only, as Lark counts them), found without splitting."""
+    if number < 1:
+        return None
+    start = 0
+    for _ in range(number - 1):
+        start = source.find("\n", start) + 1
+        if start == 0:
+            return None
+    end = source.find("\n", start)
+    return source[start : end if end >= 0 else len(source)]

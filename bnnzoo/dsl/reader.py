@@ -35,7 +35,14 @@ from bnnzoo.dsl.types import (
     Skip,
     Stem,
 )
-from bnnzoo.errors import GenotypeError, GenotypeSyntaxError, GenotypeValidationError, Position
+from bnnzoo.errors import (
+    MAX_REPORTED_ERRORS,
+    GenotypeError,
+    GenotypeSyntaxError,
+    GenotypeValidationError,
+    MoreErrors,
+    Position,
+)
 
 SETTINGS = ("name", "space", "input", "classes", "stem", "head", "shortcut", "channels", "reductions")
 BLOCKS = ("MB3", "MB5", "MB7", "skip", "basic")
@@ -62,15 +69,18 @@ def _parser() -> Lark:
 
 def read(text: str, path: str = "<string>") -> tuple[Genotype | None, list[GenotypeError]]:
     """Parse ``text``; return the genotype (None when unusable) and every problem found."""
+    bad = _unencodable(text)
+    if bad is not None:
+        return None, [_unencodable_error(text, bad, path)]
     try:
         tree = _parser().parse(text if text.endswith("\n") else text + "\n")
     except UnexpectedInput as exc:
         return None, [_syntax_error(exc, text, path)]
     reader = _Reader(text, path)
     if reader.check_numbers(tree):
-        return None, reader.errors
+        return None, reader.reported()
     genotype = reader.read(tree)
-    return genotype, reader.errors
+    return genotype, reader.reported()
 
 
 def _syntax_error(exc: UnexpectedInput, text: str, path: str) -> GenotypeSyntaxError:
@@ -93,6 +103,22 @@ def _syntax_error(exc: UnexpectedInput, text: str, path: str) -> GenotypeSyntaxE
     if expected and "did you mean" not in message and "starts with" not in message:
         message += "; expected " + " or ".join(expected)
     return GenotypeSyntaxError(message, path=path, position=Position(line, column), source=text)
+
+
+def _unencodable(text: str) -> int | None:
+    """The index of the first character UTF-8 cannot encode (a lone surrogate), or None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
+
+
+def _unencodable_error(text: str, index: int, path: str) -> GenotypeSyntaxError:
+    line = text.count("\n", 0, index) + 1
+    column = index - text.rfind("\n", 0, index)
+    message = f"character U+{ord(text[index]):04X} is a lone surrogate, which UTF-8 cannot encode; remove it"
+    return GenotypeSyntaxError(message, path=path, position=Position(line, column))  # no excerpt: unprintable
 
 
 def _only_comments(text: str) -> bool:
@@ -139,10 +165,18 @@ class _Reader:
         self.cells: dict[str, Cell] = {}
         self.first_body: Token | None = None
         self.start: Position | None = None
+        self.omitted = 0  # errors past MAX_REPORTED_ERRORS, counted, not kept
 
     def error(self, message: str, at: Token | Position | None) -> None:
+        if len(self.errors) >= MAX_REPORTED_ERRORS:
+            self.omitted += 1
+            return
         position = _at(at) if isinstance(at, Token) else at
         self.errors.append(GenotypeValidationError(message, path=self.path, position=position, source=self.text))
+
+    def reported(self) -> list[GenotypeError]:
+        """The errors found, with a final "and N more" past the cap."""
+        return [*self.errors, MoreErrors(self.omitted, self.path)] if self.omitted else self.errors
 
     # -- top level ---------------------------------------------------------------------------
 
@@ -219,9 +253,19 @@ class _Reader:
             self.error(f"meta '{key}' is set twice", key)
             return
         try:
-            self.meta[str(key)] = json.loads(value)
+            text = json.loads(value)
         except json.JSONDecodeError:
             self.error('invalid escape in string; use \\" \\\\ \\n \\t or \\uXXXX', value)
+            return
+        bad = _unencodable(text)
+        if bad is not None:
+            self.error(
+                f"the string holds U+{ord(text[bad]):04X}, a lone surrogate that UTF-8 cannot encode; "
+                "write the character itself, or a \\uXXXX pair for characters past U+FFFF",
+                value,
+            )
+            return
+        self.meta[str(key)] = text
 
     def _layer_count(self, tree: Tree) -> None:
         (count,) = tree.children

@@ -12,17 +12,17 @@ from collections.abc import Iterator, Mapping
 from bnnzoo._suggest import did_you_mean
 from bnnzoo.dsl import spaces
 from bnnzoo.dsl.types import Basic, Cell, CellNetwork, Genotype, LayerList, MBConv, Skip
-from bnnzoo.errors import GenotypeValidationError, Position
+from bnnzoo.errors import GenotypeError, GenotypeValidationError, Position, capped
 
 Problem = tuple[str, Position | None]
 
 
-def validate(genotype: Genotype, source: str | None = None) -> list[GenotypeValidationError]:
-    """Return every problem in ``genotype`` as located errors (empty when valid)."""
-    return [
+def validate(genotype: Genotype, source: str | None = None) -> list[GenotypeError]:
+    """Return the problems in ``genotype`` as located errors (empty when valid), capped (see errors.capped)."""
+    return capped(
         GenotypeValidationError(message, path=genotype.path, position=position, source=source)
         for message, position in _problems(genotype)
-    ]
+    )
 
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*\Z")
@@ -53,6 +53,8 @@ def _header_problems(g: Genotype) -> Iterator[Problem]:
         yield "a meta key is set twice", None
     if any("\n" in c or "\r" in c for c in g.comments):
         yield "a comment line cannot contain a line break", None
+    if not all(_utf8(text) for text in (*g.comments, *(value for _, value in g.meta if isinstance(value, str)))):
+        yield "a comment or meta value holds a lone surrogate, which UTF-8 cannot encode", None
     channels, height, width = g.input_shape
     yield from _bound("input channels", channels, 1, spaces.MAX_INPUT_CHANNELS, g.spans, "input")
     yield from _bound("input height", height, 1, spaces.MAX_INPUT_SIZE, g.spans, "input")
@@ -62,6 +64,14 @@ def _header_problems(g: Genotype) -> Iterator[Problem]:
     yield from _stride(g.stem.stride, g.stem.spans)
     if g.space != "mbconv" and g.shortcut != spaces.DEFAULT_SHORTCUT:
         yield f"'shortcut' applies to the mbconv space only, not '{g.space}'", g.spans.get("shortcut")
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _bound(what: str, value: int, low: int, high: int, spans: Mapping[str, Position], key: str) -> Iterator[Problem]:
