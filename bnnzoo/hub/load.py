@@ -1,29 +1,42 @@
 """Loading published models: ``hf-hub:ORG/NAME`` and ``local-dir:PATH``, with clear errors.
 
-:func:`create_from_hub` is what ``bnnzoo.create_model`` runs for a Hub or folder source. It reads
-``config.json`` first (so a missing repository, an offline cache miss or a broken genotype is reported
-before anything is built), then lets timm build and load the model exactly as
-``timm.create_model(source, pretrained=...)`` does, and turns timm's and huggingface_hub's exceptions
-into :class:`~bnnzoo.errors.HubError`, :class:`~bnnzoo.errors.WeightsError` or
-:class:`~bnnzoo.errors.GenotypeError`.
+:func:`create_from_hub` is what ``bnnzoo.create_model`` runs for a Hub or folder source. A repository
+is written by a stranger, so nothing is built before it is checked:
+
+1. one request (no retries) tells whether the Hub can be reached; if not, huggingface_hub reads only
+   its cache for the rest of the load, so a closed port fails at once instead of in its retries;
+2. ``config.json`` is checked against the genotype's bounds (:func:`read_config`): the architecture,
+   every ``model_args`` key and value, ``num_classes``, ``input_size``, the genotype text;
+3. with ``pretrained=True``, the tensor shapes in the header of ``model.safetensors`` are compared
+   with a model built on the ``meta`` device (no memory), including the classifier and the stem that
+   timm would reset or adapt;
+
+then timm builds and loads the model exactly as ``timm.create_model(source, pretrained=...)`` does.
+Every problem is a :class:`~bnnzoo.errors.HubError` (reaching the Hub, ``config.json``), a
+:class:`~bnnzoo.errors.WeightsError` (``model.safetensors``) or a :class:`~bnnzoo.errors.GenotypeError`
+(the genotype text), naming the file and the fix.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import inspect
 import json
 import os
-import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bnnzoo.errors import BnnzooError, HubError, WeightsError
+from bnnzoo.errors import BnnzooError, HubError, ModelError, WeightsError
 
 __all__ = ["HubSource", "create_from_hub", "hub_error", "load_pretrained", "read_config"]
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+PROBE_TIMEOUT_S = 5.0
+"""The longest the one reachability request waits (huggingface_hub's HF_HUB_ETAG_TIMEOUT when lower)."""
 _PREFIXES = {"hf-hub:": "hf-hub", "hf_hub:": "hf-hub", "local-dir:": "local-dir"}
 
 
@@ -98,19 +111,39 @@ def _endpoint() -> str:
     return str(getattr(constants, "ENDPOINT", "https://huggingface.co"))
 
 
-def hub_error(exc: BaseException, source: HubSource | str, what: str = "") -> BnnzooError | None:
-    """A :class:`HubError` explaining a huggingface_hub exception, or None if ``exc`` is not one."""
+def _is_network_error(exc: BaseException) -> bool:
+    """A failure to talk to the server at all (refused, reset, timed out), not an answer from it."""
+    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+
+    if isinstance(exc, (HfHubHTTPError, OfflineModeIsEnabled)):  # both are OSErrors too
+        return False
+    module = type(exc).__module__.split(".")[0]
+    return module in ("httpx", "httpx2", "httpcore", "requests", "urllib3") or isinstance(exc, OSError)
+
+
+def _detail(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def hub_error(
+    exc: BaseException, source: HubSource | str, what: str = "", unreachable: str | None = None
+) -> BnnzooError | None:
+    """A :class:`HubError` explaining a huggingface_hub exception, or None if ``exc`` is not one.
+
+    ``unreachable`` is why the Hub could not be reached, when this load reads only the cache for that reason.
+    """
     kinds = _hub_exceptions()
     where = source.spec if isinstance(source, HubSource) else str(source)
     repo = source.location if isinstance(source, HubSource) else where
     about = f"{where}{f' ({what})' if what else ''}"
-    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    detail = _detail(exc)
 
     def isa(*names: str) -> bool:
         return any(name in kinds and isinstance(exc, kinds[name]) for name in names)
 
     if isa("OfflineModeIsEnabled", "LocalEntryNotFoundError"):
-        if _offline():
+        if _offline() and unreachable is None:
             return HubError(
                 f"{about}: not in the local Hugging Face cache, and HF_HUB_OFFLINE=1 forbids downloading it. "
                 f"Go online (unset HF_HUB_OFFLINE) or download it beforehand while online, e.g. "
@@ -118,7 +151,7 @@ def hub_error(exc: BaseException, source: HubSource | str, what: str = "") -> Bn
             )
         return HubError(
             f"{about}: cannot reach the Hub at {_endpoint()} and the file is not in the local cache "
-            f"({detail}); check the network connection and HF_ENDPOINT"
+            f"({unreachable or detail}); check the network connection and HF_ENDPOINT"
         )
     if isa("GatedRepoError"):
         return HubError(f"{about}: {repo} is gated: accept its terms on the Hub, then log in (`hf auth login`)")
@@ -135,16 +168,57 @@ def hub_error(exc: BaseException, source: HubSource | str, what: str = "") -> Bn
         return HubError(f"{about}: invalid repository id: {detail}")
     if isa("HfHubHTTPError"):
         return HubError(f"{about}: the Hub answered with an error: {detail}")
-    module = type(exc).__module__.split(".")[0]
-    if module in ("httpx", "httpx2", "requests", "urllib3", "huggingface_hub") or isinstance(exc, ConnectionError):
+    if type(exc).__module__.split(".")[0] == "huggingface_hub" or _is_network_error(exc):
         return HubError(f"{about}: cannot talk to the Hub at {_endpoint()}: {type(exc).__name__}: {detail}")
     return None
 
 
-# -- config.json ---------------------------------------------------------------------------------
+# -- reaching the Hub ----------------------------------------------------------------------------
 
 
-def _fetch(source: HubSource, filename: str, cache_dir: str | os.PathLike | None = None) -> Path:
+def _unreachable(source: HubSource) -> str | None:
+    """Why the Hub cannot be reached, from one HEAD request without retries; None when it answers.
+
+    huggingface_hub retries a connection failure five times (23 s of back-off) when the file is not
+    cached; this one request finds out first.
+    """
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
+
+    if source.kind != "hf-hub" or _offline():
+        return None
+    url = hf_hub_url(source.location, CONFIG_NAME, revision=source.revision)
+    try:
+        get_hf_file_metadata(url, timeout=min(PROBE_TIMEOUT_S, constants.HF_HUB_ETAG_TIMEOUT))
+    except Exception as exc:
+        if _is_network_error(exc):
+            return f"{type(exc).__name__}: {_detail(exc)}"
+    return None  # the Hub answered, maybe with an error that the download itself reports
+
+
+@contextlib.contextmanager
+def _reaching(source: HubSource) -> Iterator[str | None]:
+    """Probe the Hub once; when it cannot be reached, huggingface_hub reads only its cache in the block.
+
+    Yields why the Hub cannot be reached, or None. Offline mode is huggingface_hub's own switch
+    (``constants.HF_HUB_OFFLINE``, read on every request); it is restored afterwards.
+    """
+    reason = _unreachable(source)
+    if reason is None:
+        yield None
+        return
+    from huggingface_hub import constants
+
+    saved = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield reason
+    finally:
+        constants.HF_HUB_OFFLINE = saved
+
+
+def _fetch(
+    source: HubSource, filename: str, cache_dir: str | os.PathLike | None = None, unreachable: str | None = None
+) -> Path:
     if source.kind == "local-dir":
         folder = Path(source.location)
         if not folder.is_dir():
@@ -161,124 +235,290 @@ def _fetch(source: HubSource, filename: str, cache_dir: str | os.PathLike | None
     try:
         return Path(hf_hub_download(source.location, filename, revision=source.revision, cache_dir=cache_dir))
     except Exception as exc:
-        error = hub_error(exc, source, filename)
+        error = hub_error(exc, source, filename, unreachable)
         if error is None:
             raise
         raise error from None
 
 
-def read_config(source: HubSource | str, cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Fetch and check ``config.json``; a ``bnnzoo_genotype`` config's genotype is validated here.
+# -- config.json ---------------------------------------------------------------------------------
 
-    A genotype that fails validation raises :class:`GenotypeError` located in
-    ``<source>/config.json (model_args.genotype):LINE:COL``.
-    """
+# timm's global pooling kinds (timm.layers.SelectAdaptivePool2d) that keep the feature count; "" keeps the
+# feature map. The concatenating kinds (catavgmax) double it, which BinaryNet's classifier does not follow.
+GLOBAL_POOLS = ("", "avg", "max", "avgmax", "fast", "fastavg", "fastmax", "fastavgmax")
+# pretrained_cfg keys that would make timm read weights from elsewhere than model.safetensors.
+_WEIGHT_SOURCES = ("url", "file", "state_dict")
+
+
+def _model_arg_names() -> tuple[str, ...]:
+    """The keyword arguments of the model class: what ``model_args`` may hold."""
+    from bnnzoo.build.network import BinaryNet
+
+    return tuple(name for name in inspect.signature(BinaryNet.__init__).parameters if name != "self")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _arg_problem(key: str, value: Any) -> str | None:
+    """What is wrong with the model argument ``key=value`` (bounds as for a genotype), or None."""
+    from bnnzoo.dsl import spaces
+
+    bounds = {"num_classes": (0, spaces.MAX_CLASSES), "in_chans": (1, spaces.MAX_INPUT_CHANNELS)}
+    if key in bounds:
+        low, high = bounds[key]
+        if not _is_int(value) or not low <= value <= high:
+            return f"{key} must be a whole number from {low} to {high}, got {value!r}"
+    elif key == "global_pool":
+        if not isinstance(value, str) or value.lower() not in GLOBAL_POOLS:
+            return f"global_pool must be one of {', '.join(map(repr, GLOBAL_POOLS))}, got {value!r}"
+    elif key == "shortcut":
+        if value is not None and value not in spaces.SHORTCUT_KINDS:
+            return f"shortcut must be one of {', '.join(spaces.SHORTCUT_KINDS)}, got {value!r}"
+    elif key == "drop_rate":
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
+            return f"drop_rate must be a number from 0 up to (not including) 1, got {value!r}"
+    elif key == "genotype" and not isinstance(value, str):
+        return "genotype must be the genotype text"
+    return None
+
+
+def _input_size_problem(value: Any) -> str | None:
+    from bnnzoo.dsl import spaces
+
+    limits = (spaces.MAX_INPUT_CHANNELS, spaces.MAX_INPUT_SIZE, spaces.MAX_INPUT_SIZE)
+    if not isinstance(value, (list, tuple)) or len(value) != 3:
+        return f"pretrained_cfg.input_size must be [channels, height, width], got {value!r}"
+    if not all(_is_int(v) and 1 <= v <= limit for v, limit in zip(value, limits)):
+        return f"pretrained_cfg.input_size must be 1..{limits[0]} channels and 1..{limits[1]} pixels, got {value!r}"
+    return None
+
+
+def _check_config(config: Any, name: str) -> None:
+    """Raise a HubError naming ``name`` (the config.json) for the first problem in ``config``."""
     from bnnzoo import dsl
+    from bnnzoo.dsl.library import zoo_genotype_names
     from bnnzoo.zoo.models import GENERIC_ARCHITECTURE
 
-    source = source if isinstance(source, HubSource) else HubSource.parse(source)
-    path = _fetch(source, CONFIG_NAME, cache_dir)
+    fix = f"fix {CONFIG_NAME}, or publish the model again with `bnnzoo publish`"
+    if not isinstance(config, dict) or not isinstance(config.get("architecture"), str):
+        raise HubError(f"{name}: no 'architecture'; not a timm model config")
+    architecture = config["architecture"]
+    if architecture != GENERIC_ARCHITECTURE and architecture not in zoo_genotype_names():
+        raise HubError(
+            f"{name}: architecture '{architecture}' is not a bnnzoo model (expected {GENERIC_ARCHITECTURE} or a zoo "
+            "name); load other timm models with timm.create_model"
+        )
+    args = config.get("model_args", {})
+    if not isinstance(args, dict):
+        raise HubError(f"{name}: 'model_args' must be an object; {fix}")
+    known = [key for key in _model_arg_names() if key != "genotype" or architecture == GENERIC_ARCHITECTURE]
+    unknown = sorted(set(args) - set(known))
+    if unknown:
+        raise HubError(
+            f"{name}: unknown model_args key(s) {', '.join(map(repr, unknown))} (known: {', '.join(known)}); "
+            f"remove them from {CONFIG_NAME}"
+        )
+    for key, value in args.items():
+        problem = _arg_problem(key, value)
+        if problem:
+            raise HubError(f"{name}: model_args.{problem}; {fix}")
+    pretrained_cfg = config.get("pretrained_cfg", {})
+    if not isinstance(pretrained_cfg, dict):
+        raise HubError(f"{name}: 'pretrained_cfg' must be an object; {fix}")
+    from timm.models import PretrainedCfg
+
+    unknown = sorted(set(pretrained_cfg) - {field.name for field in dataclasses.fields(PretrainedCfg)})
+    if unknown:
+        raise HubError(f"{name}: unknown keys in pretrained_cfg: {', '.join(unknown)}")
+    top_level = (("num_classes", config.get("num_classes")), ("pretrained_cfg.", pretrained_cfg.get("num_classes")))
+    for where, value in top_level:
+        if value is not None and (problem := _arg_problem("num_classes", value)):
+            raise HubError(f"{name}: {where.removesuffix('num_classes')}{problem}; {fix}")
+    if "input_size" in pretrained_cfg and (problem := _input_size_problem(pretrained_cfg["input_size"])):
+        raise HubError(f"{name}: {problem}; {fix}")
+    elsewhere = [key for key in _WEIGHT_SOURCES if pretrained_cfg.get(key)]
+    if pretrained_cfg.get("custom_load"):
+        elsewhere.append("custom_load")
+    if pretrained_cfg.get("hf_hub_filename") not in (None, WEIGHTS_NAME):
+        elsewhere.append("hf_hub_filename")
+    if elsewhere:
+        raise HubError(
+            f"{name}: pretrained_cfg.{elsewhere[0]} points timm at other weights; a bnnzoo model's weights are its "
+            f"{WEIGHTS_NAME}: remove the key from {CONFIG_NAME}"
+        )
+    for key, module in (("first_conv", "stem.conv"), ("classifier", "fc")):
+        if pretrained_cfg.get(key, module) != module:
+            raise HubError(f"{name}: pretrained_cfg.{key} must be '{module}' for a bnnzoo model; {fix}")
+    if architecture == GENERIC_ARCHITECTURE:
+        if "genotype" not in args:
+            raise HubError(f"{name}: architecture {GENERIC_ARCHITECTURE} needs model_args.genotype (genotype text)")
+        dsl.parse(args["genotype"], f"{name} (model_args.genotype)")
+
+
+def _read_config(source: HubSource, cache_dir: str | os.PathLike | None, unreachable: str | None) -> dict[str, Any]:
+    path = _fetch(source, CONFIG_NAME, cache_dir, unreachable)
     name = source.file(CONFIG_NAME)
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise HubError(f"{name}: not valid JSON: {exc}") from None
-    if not isinstance(config, dict) or not isinstance(config.get("architecture"), str):
-        raise HubError(f"{name}: no 'architecture'; not a timm model config")
-    args = config.get("model_args", {})
-    if not isinstance(args, dict):
-        raise HubError(f"{name}: 'model_args' must be an object")
-    pretrained_cfg = config.get("pretrained_cfg", {})
-    if isinstance(pretrained_cfg, dict):
-        from timm.models import PretrainedCfg
-
-        known = {field.name for field in dataclasses.fields(PretrainedCfg)}
-        unknown = sorted(set(pretrained_cfg) - known)
-        if unknown:
-            raise HubError(f"{name}: unknown keys in pretrained_cfg: {', '.join(unknown)}")
-    if config["architecture"] == GENERIC_ARCHITECTURE:
-        genotype = args.get("genotype")
-        if not isinstance(genotype, str):
-            raise HubError(f"{name}: architecture {GENERIC_ARCHITECTURE} needs model_args.genotype (genotype text)")
-        dsl.parse(genotype, f"{name} (model_args.genotype)")
+    _check_config(config, name)
     return config
 
 
-# -- create --------------------------------------------------------------------------------------
+def read_config(source: HubSource | str, cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Fetch ``config.json`` and check it against the genotype's bounds; a broken genotype text raises
+    :class:`GenotypeError` located in ``<source>/config.json (model_args.genotype):LINE:COL``."""
+    source = source if isinstance(source, HubSource) else HubSource.parse(source)
+    with _reaching(source) as unreachable:
+        return _read_config(source, cache_dir, unreachable)
 
-_SIZE_MISMATCH = re.compile(
-    r"size mismatch for (?P<key>\S+): copying a param with shape torch\.Size\(\[(?P<src>[^\]]*)\]\) from "
-    r"checkpoint, the shape in current model is torch\.Size\(\[(?P<dst>[^\]]*)\]\)"
-)
-_KEYS = re.compile(r'(Missing|Unexpected) key\(s\) in state_dict: ((?:"[^"]*"(?:, )?)+)')
 
+# -- model.safetensors ---------------------------------------------------------------------------
 
 _REPUBLISH = "stage the folder again"
 _REDOWNLOAD = (
     "the published file is broken, or the cached copy is: download it again with force_download=True or clear the cache"
 )
+_SHOWN = 5  # tensors named in one message
 
 
-def _weights_error(exc: BaseException, source: HubSource, config: dict[str, Any]) -> WeightsError | None:
-    """A WeightsError for timm's load failures: a corrupt file or tensors that do not fit."""
-    weights = source.file(WEIGHTS_NAME)
-    text = str(exc)
+def _tensor_shapes(path: Path, source: HubSource) -> dict[str, tuple[int, ...]]:
+    """The shape of every tensor in a safetensors file, from its header (no tensor is read)."""
+    from safetensors import SafetensorError, safe_open
+
     try:
-        from safetensors import SafetensorError
-    except ImportError:  # pragma: no cover
-        SafetensorError = ()  # type: ignore[assignment]  # noqa: N806
-    if isinstance(exc, SafetensorError) or "safetensors" in type(exc).__module__:
-        return WeightsError(
-            f"{weights}: not a valid safetensors file (truncated or corrupt): {text}; "
-            + (_REPUBLISH if source.kind == "local-dir" else _REDOWNLOAD)
-        )
-    match = _SIZE_MISMATCH.search(text)
-    if match:
-        key = match["key"]
-        src = tuple(int(n) for n in match["src"].split(",") if n.strip())
-        dst = tuple(int(n) for n in match["dst"].split(",") if n.strip())
-        message = (
-            f"{weights} does not fit the model built from {CONFIG_NAME}: {key} has shape {src} in the weights "
-            f"but {dst} in the model"
-        )
-        if key.startswith("fc."):
-            message += (
-                f"; the classifier differs ({CONFIG_NAME} says num_classes={config.get('num_classes')}, the weights "
-                f"have {src[0]} outputs): pass num_classes= (a value other than {config.get('num_classes')}) to "
-                f"reset the classifier, or fix num_classes in {CONFIG_NAME}"
+        with safe_open(str(path), framework="pt") as handle:
+            return {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        fix = _REPUBLISH if source.kind == "local-dir" else _REDOWNLOAD
+        raise WeightsError(
+            f"{source.file(WEIGHTS_NAME)}: not a valid safetensors file (truncated or corrupt): {exc}; {fix}"
+        ) from None
+
+
+def _meta_model(source: HubSource, kwargs: Mapping[str, Any]):
+    """The model timm would build, on the meta device: its shapes and resolved config, no memory."""
+    import timm
+    import torch
+
+    keep = {*_model_arg_names(), "cache_dir", "pretrained_cfg_overlay"}
+    with torch.device("meta"):
+        return timm.create_model(source.spec, pretrained=False, **{k: v for k, v in kwargs.items() if k in keep})
+
+
+def _check_weights(source: HubSource, shapes: dict[str, tuple[int, ...]], model: Any, explicit: Mapping) -> None:
+    """Raise a WeightsError unless timm would load every tensor of ``shapes`` into ``model`` unchanged,
+    apart from the classifier and stem that an explicit ``num_classes=`` / ``in_chans=`` resets or adapts."""
+    weights, config = source.file(WEIGHTS_NAME), source.file(CONFIG_NAME)
+    cfg = model.pretrained_cfg
+    expected = {key: tuple(tensor.shape) for key, tensor in model.state_dict().items()}
+    weight_classes = shapes["fc.weight"][0] if "fc.weight" in shapes else 0
+    declared_classes = cfg.get("num_classes")
+    if model.num_classes != declared_classes:  # timm drops the classifier of the weights
+        if "num_classes" not in explicit:
+            raise WeightsError(
+                f"{config}: the classifier would be re-initialised at random: the model gets "
+                f"num_classes={model.num_classes} (model_args) but the weights are declared with {declared_classes} "
+                f"classes (num_classes, pretrained_cfg.num_classes; {weights} has {weight_classes}). Make them "
+                f"agree in {CONFIG_NAME}, or pass num_classes={model.num_classes} explicitly to train a new classifier"
             )
-        elif key == "stem.conv.weight":
-            message += f"; the input channels differ: fix input_size/in_chans in {CONFIG_NAME}"
-        return WeightsError(message)
-    if "Error(s) in loading state_dict" in text:
-        found = _KEYS.findall(text)
-        detail = "; ".join(which.lower() + " " + keys.replace('"', "")[:200] for which, keys in found) or text[:300]
-        return WeightsError(f"{weights} does not fit the model built from {CONFIG_NAME}: {detail}")
-    if isinstance(exc, RuntimeError) and "No suitable checkpoints found" in text:
-        return WeightsError(f"{source.spec}: no weights file ({WEIGHTS_NAME}) in the folder")
-    return None
+        shapes = {key: shape for key, shape in shapes.items() if not key.startswith("fc.")}
+        expected = {key: shape for key, shape in expected.items() if not key.startswith("fc.")}
+    stem = "stem.conv.weight"
+    declared_chans = cfg["input_size"][0]
+    if stem in shapes and stem in expected and shapes[stem] != expected[stem]:
+        weight_chans = shapes[stem][1] if len(shapes[stem]) == 4 else None
+        if weight_chans != declared_chans:
+            raise WeightsError(
+                f"{weights}: the stem takes {weight_chans} input channels but {config} declares {declared_chans} "
+                f"(model_args.in_chans, pretrained_cfg.input_size): fix them in {CONFIG_NAME}; pass in_chans= to "
+                "adapt the stem to other inputs"
+            )
+        if model.in_chans != declared_chans and "in_chans" not in explicit:
+            raise WeightsError(
+                f"{config}: the stem would be adapted from {declared_chans} to {model.in_chans} input channels; "
+                f"make in_chans agree in {CONFIG_NAME}, or pass in_chans={model.in_chans} explicitly"
+            )
+        expected[stem] = (expected[stem][0], declared_chans, *expected[stem][2:])  # timm adapts the stem
+    missing = sorted(set(expected) - set(shapes))
+    unexpected = sorted(set(shapes) - set(expected))
+    wrong = [key for key in sorted(set(expected) & set(shapes)) if expected[key] != shapes[key]]
+    if not (missing or unexpected or wrong):
+        return
+    parts = [f"{key} has shape {shapes[key]} in the weights but {expected[key]} in the model" for key in wrong[:_SHOWN]]
+    if missing:
+        parts.append(f"missing {', '.join(missing[:_SHOWN])}{' ...' if len(missing) > _SHOWN else ''}")
+    if unexpected:
+        parts.append(f"unexpected {', '.join(unexpected[:_SHOWN])}{' ...' if len(unexpected) > _SHOWN else ''}")
+    message = f"{weights} does not fit the model built from {CONFIG_NAME}: {'; '.join(parts)}"
+    if "fc.weight" in wrong:
+        message += (
+            f"; the classifier differs ({CONFIG_NAME} says num_classes={model.num_classes}, the weights have "
+            f"{weight_classes} outputs, global_pool={model.global_pool.pool_type!r}): fix {CONFIG_NAME}, or pass "
+            f"num_classes= (a value other than {model.num_classes}) to train a new classifier"
+        )
+    else:
+        message += f"; the weights come from another genotype or model_args: fix {CONFIG_NAME} or publish again"
+    raise WeightsError(message)
+
+
+# -- create --------------------------------------------------------------------------------------
+
+
+def _check_arguments(kwargs: Mapping[str, Any]) -> None:
+    for key in _model_arg_names():
+        if key in kwargs and kwargs[key] is not None and (problem := _arg_problem(key, kwargs[key])):
+            raise ModelError(f"create_model: {problem}")
+    overlay = kwargs.get("pretrained_cfg_overlay") or {}
+    if any(key in overlay for key in (*_WEIGHT_SOURCES, "hf_hub_id", "hf_hub_filename", "source")):
+        raise ModelError(
+            f"pretrained_cfg_overlay cannot redirect the weights of a published model (they are its {WEIGHTS_NAME}); "
+            "pass checkpoint_path= to load other weights"
+        )
 
 
 def create_from_hub(model_name: str, pretrained: bool = False, **kwargs: Any):
     """``timm.create_model(model_name, pretrained, **kwargs)`` for a Hub or folder source, with clear errors.
 
     Raises :class:`HubError` (repository not found, offline and not cached, unreachable Hub, bad
-    config), :class:`WeightsError` (truncated ``model.safetensors``, tensors that do not fit the model)
-    or :class:`GenotypeError` (the genotype in ``config.json``'s ``model_args`` is invalid).
+    config), :class:`WeightsError` (a corrupt ``model.safetensors``, tensors that do not fit the model,
+    a classifier or stem that would be reset or adapted without an explicit ``num_classes=`` /
+    ``in_chans=``) or :class:`GenotypeError` (the genotype in ``config.json``'s ``model_args``).
     """
     import timm
 
     source = HubSource.parse(model_name)
-    config = read_config(source, kwargs.get("cache_dir"))
-    try:
-        return timm.create_model(source.spec, pretrained=pretrained, **kwargs)
-    except BnnzooError:
-        raise
-    except Exception as exc:
-        error = hub_error(exc, source) or _weights_error(exc, source, config)
-        if error is None:
+    _check_arguments(kwargs)
+    explicit = {key for key, value in kwargs.items() if value is not None}
+    with _reaching(source) as unreachable:
+        _read_config(source, kwargs.get("cache_dir"), unreachable)
+        try:
+            if pretrained:
+                shapes = _tensor_shapes(_fetch(source, WEIGHTS_NAME, kwargs.get("cache_dir"), unreachable), source)
+                _check_weights(source, shapes, _meta_model(source, kwargs), explicit)
+            return timm.create_model(source.spec, pretrained=pretrained, **kwargs)
+        except BnnzooError:
             raise
-        raise error from None
+        except Exception as exc:
+            error = hub_error(exc, source, unreachable=unreachable) or _load_error(exc, source)
+            if error is None:
+                raise
+            raise error from None
+
+
+def _load_error(exc: BaseException, source: HubSource) -> WeightsError | None:
+    """A file that changed between the check and timm's load: still a bnnzoo error, never a raw one."""
+    from safetensors import SafetensorError
+
+    if isinstance(exc, SafetensorError):
+        fix = _REPUBLISH if source.kind == "local-dir" else _REDOWNLOAD
+        return WeightsError(
+            f"{source.file(WEIGHTS_NAME)}: not a valid safetensors file (truncated or corrupt): {exc}; {fix}"
+        )
+    return None
 
 
 def load_pretrained(source: str | os.PathLike, **kwargs: Any):
