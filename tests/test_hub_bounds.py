@@ -190,6 +190,8 @@ def test_explicit_num_classes_fine_tunes(staged, tmp_path, model):
 
 def test_an_unchanged_repository_loads_exactly(staged, model):
     assert same_outputs(bnnzoo.create_model(f"local-dir:{staged}", pretrained=True), model)
+    placed = bnnzoo.create_model(f"local-dir:{staged}", pretrained=True, device="cpu", dtype=torch.float32)
+    assert same_outputs(placed, model)  # placement arguments pass through; the check builds on meta regardless
 
 
 # -- every other config or weights problem is a bnnzoo error naming the file ----------------------

@@ -251,10 +251,12 @@ _WEIGHT_SOURCES = ("url", "file", "state_dict")
 
 
 def _model_arg_names() -> tuple[str, ...]:
-    """The keyword arguments of the model class: what ``model_args`` may hold."""
+    """The keyword arguments of the model class that shape it: what ``model_args`` may hold
+    (``device`` and ``dtype`` only place it)."""
     from bnnzoo.build.network import BinaryNet
 
-    return tuple(name for name in inspect.signature(BinaryNet.__init__).parameters if name != "self")
+    parameters = inspect.signature(BinaryNet.__init__).parameters
+    return tuple(name for name in parameters if name not in ("self", "device", "dtype"))
 
 
 def _is_int(value: Any) -> bool:
