@@ -12,7 +12,7 @@ from tiny import genotype_text, trained
 
 import bnnzoo
 from bnnzoo.build.binary import BinaryConv2d, weight_scale
-from bnnzoo.build.cell_ops import CountedBatchNorm2d
+from bnnzoo.build.cell_ops import is_counted_batchnorm
 from bnnzoo.errors import BnnzooError, WeightsError
 from bnnzoo.export import (
     FORMAT,
@@ -240,7 +240,7 @@ def _counted_bytes(model, path) -> int:
             keys.append(f"{name}.weight")
         if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)) and module.bias is not None:
             keys.append(f"{name}.bias")
-        if isinstance(module, CountedBatchNorm2d) and module.affine:
+        if is_counted_batchnorm(module):
             keys += [f"{name}.weight", f"{name}.bias"]
     return sum(header[key]["data_offsets"][1] - header[key]["data_offsets"][0] for key in keys)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
@@ -30,8 +31,19 @@ class Zero(nn.Module):
         return x[:, :, :: self.stride, :: self.stride].mul(0.0)
 
 
-class CountedBatchNorm2d(nn.BatchNorm2d):
-    """A BatchNorm whose affine weight and bias count in Params (the BNAS template's; docs/profiling.md)."""
+def counted_batchnorm(channels: int, affine: bool = True) -> nn.BatchNorm2d:
+    """A BatchNorm whose affine weight and bias count in Params (the BNAS template's; docs/profiling.md).
+
+    A plain ``nn.BatchNorm2d`` marked by an attribute, so that FX keeps treating it as a leaf.
+    """
+    norm = nn.BatchNorm2d(channels, affine=affine)
+    norm.counted_in_params = True
+    return norm
+
+
+def is_counted_batchnorm(module: nn.Module) -> bool:
+    """True for a :func:`counted_batchnorm` with affine parameters."""
+    return isinstance(module, nn.BatchNorm2d) and module.affine and getattr(module, "counted_in_params", False)
 
 
 class NormBinaryConv(nn.Sequential):
@@ -50,7 +62,7 @@ class NormBinaryConv(nn.Sequential):
         affine: bool = True,
     ) -> None:
         super().__init__()
-        self.bn = CountedBatchNorm2d(in_channels, affine=affine)
+        self.bn = counted_batchnorm(in_channels, affine)
         self.conv = BinaryConv2d(
             in_channels,
             out_channels,
@@ -63,6 +75,16 @@ class NormBinaryConv(nn.Sequential):
         self.act = nn.ReLU()
 
 
+def pad_to_even(x: torch.Tensor) -> torch.Tensor:
+    """Pad an odd height or width with one zero row or column at the bottom or right."""
+    height, width = x.shape[-2:]
+    pad_h, pad_w = 2 * reduced_size(height) - height, 2 * reduced_size(width) - width
+    return F.pad(x, (0, pad_w, 0, pad_h)) if pad_h or pad_w else x
+
+
+torch.fx.wrap("pad_to_even")  # its padding depends on the input size: one call in an FX graph
+
+
 class ReductionResidual(nn.Module):
     """The reduction cells' residual: BatchNorm, then a real 2x2 stride-2 conv with a bias.
 
@@ -72,16 +94,11 @@ class ReductionResidual(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.bn = CountedBatchNorm2d(in_channels)
+        self.bn = counted_batchnorm(in_channels)
         self.conv = nn.Conv2d(in_channels, out_channels, 2, stride=2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        height, width = x.shape[-2:]
-        x = self.bn(x)
-        pad_h, pad_w = 2 * reduced_size(height) - height, 2 * reduced_size(width) - width
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h))
-        return self.conv(x)
+        return self.conv(pad_to_even(self.bn(x)))
 
 
 OpFactory = Callable[[int, int], nn.Module]

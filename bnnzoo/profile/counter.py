@@ -9,7 +9,7 @@ Conventions (the supplement's Table 3; see docs/profiling.md):
 * Params (MB): 1 bit per binary weight, 32 bits per real weight or bias of a convolution or linear
   layer, and 32 bits per output-channel scale of a binary convolution; in 10^6 bytes. BatchNorm,
   RPReLU and RSign parameters are folded at deployment and are not counted, except the affine
-  weights and biases of a :class:`~bnnzoo.build.cell_ops.CountedBatchNorm2d` (the BNAS template's:
+  weights and biases of a :func:`~bnnzoo.build.cell_ops.counted_batchnorm` (the BNAS template's:
   Table 3's BNAS-A figure includes them).
 
 Counting runs one forward pass at batch size 1 with hooks on every leaf op.
@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from bnnzoo.build.binary import BinaryConv2d
-from bnnzoo.build.cell_ops import CountedBatchNorm2d
+from bnnzoo.build.cell_ops import is_counted_batchnorm
 
 EQUIV_DIVISOR = 64
 _POOLS = (nn.AvgPool2d, nn.MaxPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
@@ -129,7 +129,7 @@ def _count(name: str, module: nn.Module, inputs: tuple, output: torch.Tensor) ->
         return LayerCount(name, "linear", "32-bit", "32-bit", shape, 0, macs, 0, module.weight.numel() + bias)
     if isinstance(module, _POOLS):
         return LayerCount(name, "pool", "32-bit", "-", shape, 0, 0, 0, 0)
-    if isinstance(module, CountedBatchNorm2d) and module.affine:
+    if is_counted_batchnorm(module):
         return LayerCount(name, "norm", "32-bit", "32-bit", shape, 0, 0, 0, 2 * module.num_features)
     return None
 
@@ -142,7 +142,7 @@ def profile_module(module: nn.Module, input_size: tuple[int, ...], prefix: str =
     records: list[LayerCount] = []
     handles = []
     for name, sub in module.named_modules():
-        if isinstance(sub, (nn.Conv2d, nn.Linear, CountedBatchNorm2d, *_POOLS)):
+        if isinstance(sub, (nn.Conv2d, nn.Linear, *_POOLS)) or is_counted_batchnorm(sub):
             full_name = f"{prefix}{name}" if name else prefix.rstrip(".") or type(sub).__name__
 
             def hook(mod, inputs, output, full_name=full_name):
