@@ -471,13 +471,18 @@ layers {
   skp
 }
 """
-# Problems the reader finds (unknown words, duplicates) are all reported; the semantic problems of
-# this file (classes 0, MB9, MB5(9), s3, x0) are only checked once the reader has a genotype.
+# The problems the reader finds (unknown words, duplicates) come first; the semantic problems of the
+# same file (classes 0, MB9, MB5(9), s3, x0) follow in the same run.
 MANY_ERRORS = [
     ("meta 'a' is set twice", 10, 6),
     ("unknown block 'skp'; did you mean 'skip'?", 15, 3),
     ("unknown stem 'conv3x4'; did you mean 'conv3x3'?", 6, 6),
     ("unknown shortcut 'zeros'; did you mean 'zero'?", 8, 10),
+    ("classes must be between 1 and 100000, got 0", 5, 1),
+    ("kernel 9 is outside the mbconv space (kernels 3, 5, 7)", 13, 3),
+    ("repeat must be between 1 and 64, got 0", 14, 16),
+    ("stride must be 1 or 2, got 3", 14, 13),
+    ("expansion must be between 1 and 8, got 9", 14, 7),
 ]
 
 

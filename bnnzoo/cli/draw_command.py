@@ -7,6 +7,7 @@ import os
 import re
 from pathlib import Path
 
+from bnnzoo.cli.parsing import add_command
 from bnnzoo.draw import (
     CELL_CHOICES,
     FORMATS,
@@ -24,14 +25,19 @@ DEFAULT_FORMAT = "svg"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    draw = subparsers.add_parser(
+    draw = add_command(
+        subparsers,
         "draw",
-        help="draw genotypes as diagrams (SVG, PNG, PDF or Graphviz DOT)",
         description=(
             "Draw cell genotypes as their cells and layer-list genotypes as chains of blocks. "
             "Writes <name>.svg in the current directory unless -o says otherwise. SVG, PNG and PDF "
             "need Graphviz's 'dot' program; DOT source needs nothing."
         ),
+        examples=[
+            "bnnzoo draw mbconv_a",
+            "bnnzoo draw bnas_a --cell normal -o bnas_a_normal.png",
+            "bnnzoo draw mbconv_a mbconv_b --grid -o mbconv_ab.svg",
+        ],
     )
     draw.add_argument("inputs", nargs="+", metavar="FILE.bnn|ZOO_NAME", help="genotype files or zoo names")
     draw.add_argument(
@@ -47,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--cell",
         choices=CELL_CHOICES,
         default="all",
-        help="the cells of a cell genotype to draw (default: all, side by side)",
+        help="the cells of a cell genotype to draw (all: side by side)",
     )
     draw.add_argument("--grid", action="store_true", help="draw all inputs side by side in one diagram")
     draw.set_defaults(run=run_draw)

@@ -6,22 +6,28 @@ import argparse
 import math
 from pathlib import Path
 
+from bnnzoo.cli.parsing import add_command, hidden_alias
 from bnnzoo.errors import BnnzooError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    publish = subparsers.add_parser(
+    publish = add_command(
+        subparsers,
         "publish",
-        help="stage a Hub repository folder for trained weights, and upload it with --repo-id",
         description=(
             "Build the model of NAME|FILE, load --checkpoint into it and write a Hub repository folder "
             "(config.json, model.safetensors, the genotype, a diagram and a model card). With --repo-id the "
             "folder is uploaded too (log in first: `hf auth login`, or set HF_TOKEN). See docs/hub.md."
         ),
+        examples=[
+            "bnnzoo publish mbconv_a --checkpoint runs/mbconv_a -o hub/mbconv_a",
+            "bnnzoo publish mbconv_a --checkpoint runs/mbconv_a --repo-id my-org/mbconv_a --packed",
+        ],
     )
     _add_model_and_checkpoint(publish)
     publish.add_argument("--repo-id", metavar="ORG/NAME", help="upload to this Hub repository")
-    publish.add_argument("--out", metavar="DIR", help="the folder to stage (default: ./hub/<NAME>)")
+    publish.add_argument("-o", "--output", metavar="DIR", help="the folder to stage (default: ./hub/<NAME>)")
+    hidden_alias(publish, "--out", "--output")
     publish.add_argument("--dataset", metavar="D", help="the dataset the weights were trained and measured on")
     publish.add_argument("--accuracy", type=float, metavar="X", help="measured top-1 accuracy, in percent (e.g. 91.3)")
     publish.add_argument("--license", default="apache-2.0", help="license of the weights (default: apache-2.0)")
@@ -31,13 +37,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     publish.set_defaults(run=run_publish)
 
-    export = subparsers.add_parser(
+    export = add_command(
+        subparsers,
         "export",
-        help="write trained weights as a packed file (binary weights as sign bits)",
         description=(
             "Write the model of NAME|FILE with --checkpoint's weights in the bnnzoo.packed/1 format "
             "(docs/packed_format.md) and print its size beside the profiler's Params (MB)."
         ),
+        examples=[
+            "bnnzoo export mbconv_a --checkpoint runs/mbconv_a -o mbconv_a.packed.safetensors",
+            "bnnzoo export my_model.bnn --checkpoint runs/my_model/final.safetensors -o my_model.safetensors",
+        ],
     )
     _add_model_and_checkpoint(export)
     export.add_argument("-o", "--output", required=True, metavar="OUT.safetensors", help="the file to write")
@@ -69,7 +79,7 @@ def run_publish(args: argparse.Namespace) -> int:
             raise BnnzooError("--accuracy needs --dataset: the dataset the accuracy was measured on")
         metrics["top1"] = args.accuracy / 100  # bnnzoo's metrics are fractions
     name = args.repo_id.split("/")[1] if args.repo_id else model.genotype.name
-    out = Path(args.out) if args.out else Path("hub") / name
+    out = Path(args.output) if args.output else Path("hub") / name
     data_config: dict[str, object] = {}
     if trained.image_size:
         data_config["input_size"] = (model.in_chans, trained.image_size, trained.image_size)

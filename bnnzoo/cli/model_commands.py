@@ -6,24 +6,35 @@ import argparse
 import fnmatch
 import json
 
-from bnnzoo.dsl.library import resolve_genotype, zoo_genotype, zoo_genotype_names
-from bnnzoo.profile import profile, published_row
-from bnnzoo.profile.report import format_layers, format_row, info_dict
+from bnnzoo.cli.parsing import add_command
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    listing = subparsers.add_parser("list", help="list the zoo's models")
+    listing = add_command(
+        subparsers,
+        "list",
+        description="List the zoo's models: space, input shape, whether the genotype is a published structure "
+        "or a reconstruction, and the tags that have trained weights.",
+        examples=["bnnzoo list", "bnnzoo list 'mbconv_*'"],
+    )
     listing.add_argument("pattern", nargs="?", default="*", help="a glob such as 'mbconv_*'")
     listing.set_defaults(run=run_list)
 
-    info = subparsers.add_parser("info", help="op counts of a model, beside the paper's figures")
-    info.add_argument("model", metavar="NAME|FILE")
+    info = add_command(
+        subparsers,
+        "info",
+        description="Op counts of a model (BOPs, FLOPs, Equiv. Ops, Params) as the paper's Table 3 counts them, "
+        "beside the published figures where the paper has a row for it.",
+        examples=["bnnzoo info bireal_resnet18", "bnnzoo info my_model.bnn --layers", "bnnzoo info bnas_a --json"],
+    )
+    info.add_argument("model", metavar="NAME|FILE", help="a zoo name or a .bnn genotype file")
     info.add_argument("--json", action="store_true", help="print JSON (schema bnnzoo.info/1)")
     info.add_argument("--layers", action="store_true", help="add a per-layer table")
     info.set_defaults(run=run_info)
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from bnnzoo.dsl.library import zoo_genotype, zoo_genotype_names
     from bnnzoo.zoo import pretrained_tags
 
     print(f"{'name':20s} {'space':7s} {'input':9s} {'genotype':20s} trained weights")
@@ -38,6 +49,10 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
+    from bnnzoo.dsl.library import resolve_genotype
+    from bnnzoo.profile import profile, published_row
+    from bnnzoo.profile.report import format_layers, format_row, info_dict
+
     genotype = resolve_genotype(args.model)
     result = profile(genotype)
     info = info_dict(genotype.name, genotype.space, result, published_row(genotype.name), layers=args.layers)

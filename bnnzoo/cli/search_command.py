@@ -6,6 +6,7 @@ import argparse
 import sys
 from dataclasses import replace
 
+from bnnzoo.cli.parsing import add_command, hidden_alias
 from bnnzoo.errors import SearchError
 from bnnzoo.search.config import SearchConfig
 
@@ -36,7 +37,15 @@ def ints(text: str) -> tuple[int, ...]:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("search", help="search a genotype with bimodal parameter perturbation")
+    p = add_command(
+        subparsers,
+        "search",
+        examples=[
+            "bnnzoo search --space bnas --epochs 2 --train-limit 2000 -o runs/quick",
+            "bnnzoo search --space mbconv --eps-a 0,0.1,0.2 --eps-w 0,0.25 -o runs/grid",
+            "bnnzoo search --space mbconv --target-ops 10.6M -o runs/budget",
+        ],
+    )
     p.add_argument("--space", default="bnas", help="bnas (cells) or mbconv (layer lists)")
     p.add_argument("--dataset", default="fashion_mnist", help="fashion_mnist, cifar10, cifar100, imagefolder")
     p.add_argument("--data-root", help="folder of a local dataset (CIFAR in the torchvision layout, image folders)")
@@ -44,7 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default="searched", help="the genotype's name and file stem")
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--limit", type=int, help="use only the first N training images")
+    p.add_argument("--train-limit", dest="limit", type=int, metavar="N", help="use only the first N training images")
+    hidden_alias(p, "--limit", "--train-limit", dest="limit", type=int)
     p.add_argument("--max-steps", type=int, help="at most N steps per epoch")
     p.add_argument("--channels", type=int, default=16, help="bnas: initial channels")
     p.add_argument("--layers", type=int, default=8, help="bnas: number of cells")
@@ -67,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--amp", action="store_true", help="bf16 mixed precision (CUDA only)")
     p.add_argument("--resume", action="store_true", help="continue from the output folder's checkpoint")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (one is shown on a terminal)")
     p.set_defaults(run=run_search_command)
 
 

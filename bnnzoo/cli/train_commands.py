@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from bnnzoo.cli import EXIT_INTERRUPTED
+from bnnzoo.cli.parsing import add_command, add_progress_flag, hidden_alias, show_progress
 from bnnzoo.errors import BnnzooError, DataError, ModelError
 
 _DEFAULTS: dict[str, Any] = {}
@@ -32,12 +33,17 @@ def _default(name: str) -> Any:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    train = subparsers.add_parser(
+    train = add_command(
+        subparsers,
         "train",
-        help="train a model with the two-step BNN recipe",
         description="Two-step BNN training (binary activations with real weights, then fully binary) "
         "with Adam and lr decay to 0; see docs/training.md. Under torchrun every process runs this "
         "command and rank 0 writes OUTDIR/{checkpoint.*,metrics.jsonl,final.*}.",
+        examples=[
+            "bnnzoo train mbconv_a --epochs 10 -o runs/mbconv_a",
+            "bnnzoo train my_model.bnn --dataset cifar10 --data-root data/cifar10 --device cuda --amp",
+            "bnnzoo train mbconv_a --epochs 2 --train-limit 2000 --test-limit 500 -o runs/quick",
+        ],
     )
     train.add_argument("model", metavar="NAME|FILE", help="a zoo name or a .bnn genotype file")
     _data_arguments(train)
@@ -69,11 +75,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--workers", type=int, default=_default("num_workers"), help="data loader workers")
     train.add_argument("--resume", action="store_true", help="continue the run in OUTDIR from its checkpoint")
     train.add_argument("--overwrite", action="store_true", help="replace a finished or interrupted run in OUTDIR")
-    train.add_argument("--no-progress", dest="progress", action="store_false", default=None)
+    add_progress_flag(train)
     train.add_argument("-o", "--output", metavar="OUTDIR", help="output folder (default runs/<name>-<dataset>)")
     train.set_defaults(run=run_train)
 
-    evaluate = subparsers.add_parser("eval", help="top-1/top-5, loss and images/s of a model on a test set")
+    evaluate = add_command(
+        subparsers,
+        "eval",
+        description="Top-1, top-5, loss and images per second of a model on a test set, with trained weights "
+        "from --checkpoint (a run of bnnzoo train) or --pretrained (the zoo's published weights).",
+        examples=[
+            "bnnzoo eval mbconv_a --checkpoint runs/mbconv_a",
+            "bnnzoo eval mbconv_a --checkpoint runs/mbconv_a/final.safetensors --test-limit 1000 --json",
+            "bnnzoo eval my_model.bnn --checkpoint runs/my_model --dataset cifar10 --data-root data/cifar10",
+        ],
+    )
     evaluate.add_argument("model", metavar="NAME|FILE", help="a zoo name or a .bnn genotype file")
     source = evaluate.add_mutually_exclusive_group()
     source.add_argument("--pretrained", action="store_true", help="the zoo's published weights")
@@ -84,11 +100,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     _data_arguments(evaluate, dataset_default=None)
     evaluate.add_argument("--image-size", type=int, help="image side (default: from the weights or the genotype)")
-    evaluate.add_argument("--batch-size", type=int, default=256)
-    evaluate.add_argument("--limit", type=int, metavar="N", help="evaluate the first N test images only")
+    evaluate.add_argument("--batch-size", type=int, default=256, help="images per batch")
+    evaluate.add_argument("--test-limit", type=int, metavar="N", help="evaluate the first N test images only")
+    hidden_alias(evaluate, "--limit", "--test-limit", type=int)
     evaluate.add_argument("--device", default="cpu", help="cpu or cuda")
     evaluate.add_argument("--workers", type=int, default=0, help="data loader workers")
     evaluate.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_progress_flag(evaluate)
     evaluate.set_defaults(run=run_eval)
 
 
@@ -202,7 +220,7 @@ def run_eval(args: argparse.Namespace) -> int:
     if image_size is None and genotype is not None:
         image_size = genotype.input_shape[-1]
 
-    test_set = load_dataset(dataset, "test", args.data_root, image_size=image_size, limit=args.limit)
+    test_set = load_dataset(dataset, "test", args.data_root, image_size=image_size, limit=args.test_limit)
     model_classes = getattr(model, "num_classes", None)
     data_classes = _classes(test_set, info.num_classes)
     if model_classes is not None and model_classes != data_classes:
@@ -215,7 +233,14 @@ def run_eval(args: argparse.Namespace) -> int:
 
     model.to(device)
     with torch.no_grad():
-        result = evaluate(model, test_set, device, batch_size=args.batch_size, num_workers=args.workers)
+        result = evaluate(
+            model,
+            test_set,
+            device,
+            batch_size=args.batch_size,
+            num_workers=args.workers,
+            progress=show_progress(args),
+        )
     name = genotype.name if genotype is not None else args.model
     if args.json:
         print(json.dumps({"model": name, "dataset": dataset, "source": source, **result}, indent=2))

@@ -27,7 +27,7 @@ from bnnzoo.dsl.types import (
     Stem,
 )
 from bnnzoo.dsl.validate import validate
-from bnnzoo.errors import BnnzooError, GenotypeError, GenotypeErrors
+from bnnzoo.errors import BnnzooError, GenotypeError, GenotypeErrors, capped
 
 __all__ = [
     "Basic",
@@ -52,10 +52,10 @@ __all__ = [
 
 
 def check(text: str, path: str = "<string>") -> list[GenotypeError]:
-    """Return every problem in a genotype text; an empty list means it is valid."""
+    """Return every problem in a genotype text (capped, see errors.capped); empty means it is valid."""
     genotype, errors = read(text, path)
     if genotype is not None:
-        errors += validate(genotype, text)
+        errors = capped([*errors, *validate(genotype, text)])
     return errors
 
 
@@ -63,7 +63,7 @@ def parse(text: str, path: str = "<string>") -> Genotype:
     """Parse and validate genotype text; raise :class:`GenotypeError` listing every problem."""
     genotype, errors = read(text, path)
     if genotype is not None:
-        errors += validate(genotype, text)
+        errors = capped([*errors, *validate(genotype, text)])
     if errors:
         raise errors[0] if len(errors) == 1 else GenotypeErrors(errors)
     assert genotype is not None

@@ -2,7 +2,14 @@
 
 Lark parses the text (LALR, built once per process); :class:`_Reader` then walks the tree,
 interprets keywords and values, and collects every problem it finds instead of stopping at
-the first, so that ``bnnzoo check`` can report them all.
+the first, so that ``bnnzoo check`` can report them all in one run:
+
+* a syntax error does not end the reading: the line (or the block it opens) is set aside and the
+  rest is parsed again, up to :data:`MAX_SYNTAX_ERRORS` times; what depends on a line set aside
+  ("missing setting ...") is not reported as missing;
+* header errors do not hide the body: when the space, the stem and the body can be read, the
+  genotype is returned with the errors, with neutral stand-ins for the header values that could
+  not be read, so that validation reports the body's problems too.
 """
 
 from __future__ import annotations
@@ -42,9 +49,14 @@ from bnnzoo.errors import (
     GenotypeValidationError,
     MoreErrors,
     Position,
+    capped,
 )
 
 SETTINGS = ("name", "space", "input", "classes", "stem", "head", "shortcut", "channels", "reductions")
+MAX_SYNTAX_ERRORS = 10  # syntax errors reported per text; each one costs another parse
+# Header values that could not be read, for validating the rest: a valid name, the largest input
+# (so no reduction is reported as one too many) and a usual class count.
+_STAND_INS = {"name": "unnamed", "input": (3, spaces.MAX_INPUT_SIZE, spaces.MAX_INPUT_SIZE), "classes": 10}
 BLOCKS = ("MB3", "MB5", "MB7", "skip", "basic")
 _MB = re.compile(r"MB([0-9]+)$")
 _MAX_DIGITS = 1000  # far above every bound, far below what int() refuses
@@ -68,22 +80,78 @@ def _parser() -> Lark:
 
 
 def read(text: str, path: str = "<string>") -> tuple[Genotype | None, list[GenotypeError]]:
-    """Parse ``text``; return the genotype (None when unusable) and every problem found."""
+    """Parse ``text``; return the genotype and every problem found (capped, see errors.capped).
+
+    The genotype is None when its space, stem or body cannot be read. When there are problems, a
+    returned genotype is only good for validating what could be read (see the module docstring).
+    """
     bad = _unencodable(text)
     if bad is not None:
         return None, [_unencodable_error(text, bad, path)]
-    try:
-        tree = _parser().parse(text if text.endswith("\n") else text + "\n")
-    except UnexpectedInput as exc:
-        return None, [_syntax_error(exc, text, path)]
-    reader = _Reader(text, path)
+    tree, syntax_errors = _parse(text, path)
+    if tree is None:
+        return None, syntax_errors
+    reader = _Reader(text, path, recovered=bool(syntax_errors))
     if reader.check_numbers(tree):
-        return None, reader.reported()
+        return None, capped([*syntax_errors, *reader.reported()])
     genotype = reader.read(tree)
-    return genotype, reader.reported()
+    return genotype, capped([*syntax_errors, *reader.reported()])
 
 
-def _syntax_error(exc: UnexpectedInput, text: str, path: str) -> GenotypeSyntaxError:
+def _parse(text: str, path: str) -> tuple[Tree | None, list[GenotypeError]]:
+    """Parse ``text``, setting aside the lines of each syntax error; the tree (None if the text
+    cannot be parsed around its errors) and the syntax errors, located in ``text``."""
+    errors: list[GenotypeError] = []
+    source = text if text.endswith("\n") else text + "\n"
+    version_line = next((n for n, line in enumerate(_code_lines(source), 1) if line.strip()), 1)
+    while True:
+        try:
+            return _parser().parse(source), errors
+        except UnexpectedInput as exc:
+            error = _syntax_error(exc, source, path, text)
+            errors.append(error)
+            line = error.line or 1
+            if (
+                line <= version_line
+                or (line, error.column) == _end_position(source)
+                or len(errors) == MAX_SYNTAX_ERRORS
+            ):
+                return None, errors  # no version line, a missing end, or enough said
+            source = _set_aside(source, line)
+
+
+def _code_lines(source: str) -> list[str]:
+    """The lines of ``source`` without quoted strings and comments (braces there do not count)."""
+    return [_COMMENT.sub("", _STRING.sub('""', line)) for line in source.split("\n")]
+
+
+_STRING = re.compile(r'"(\\.|[^"\\])*"')
+_COMMENT = re.compile(r"#.*")
+
+
+def _set_aside(source: str, line: int) -> str:
+    """Blank line ``line``, or the whole block it belongs to or opens (a block with a syntax error
+    is not read at all: reading the rest of it would only report errors that follow from it)."""
+    code = _code_lines(source)
+    first = last = line - 1
+    for index in range(line - 2, -1, -1):  # inside a block: back to its opening brace
+        if "}" in code[index]:
+            break
+        if "{" in code[index]:
+            first = index
+            break
+    opens = "{" in code[first] or code[line - 1].split()[:1] in (["layers"], ["cell"])
+    if opens and "}" not in code[line - 1]:  # forward to the closing brace
+        while last + 1 < len(code) and not code[last].lstrip().startswith("}"):
+            last += 1
+    lines = source.split("\n")
+    lines[first : last + 1] = [""] * (last + 1 - first)
+    return "\n".join(lines)
+
+
+def _syntax_error(exc: UnexpectedInput, text: str, path: str, original: str | None = None) -> GenotypeSyntaxError:
+    """The located error for ``exc`` raised while parsing ``text``; the excerpt comes from ``original``
+    (the text before lines were set aside), if given."""
     line, column = max(exc.line, 1), max(exc.column, 1)
     if isinstance(exc, UnexpectedCharacters):
         message = f"unexpected character {text[exc.pos_in_stream]!r}"
@@ -102,7 +170,7 @@ def _syntax_error(exc: UnexpectedInput, text: str, path: str) -> GenotypeSyntaxE
     expected = _expected(exc)
     if expected and "did you mean" not in message and "starts with" not in message:
         message += "; expected " + " or ".join(expected)
-    return GenotypeSyntaxError(message, path=path, position=Position(line, column), source=text)
+    return GenotypeSyntaxError(message, path=path, position=Position(line, column), source=original or text)
 
 
 def _unencodable(text: str) -> int | None:
@@ -154,9 +222,10 @@ def _at(token: Token) -> Position:
 class _Reader:
     """Turn a parse tree into a Genotype, collecting errors with positions."""
 
-    def __init__(self, text: str, path: str) -> None:
+    def __init__(self, text: str, path: str, recovered: bool = False) -> None:
         self.text = text
         self.path = path
+        self.recovered = recovered  # lines with syntax errors were set aside
         self.errors: list[GenotypeError] = []
         self.settings: dict[str, tuple[Token, list[Token]]] = {}
         self.meta: dict[str, str] = {}
@@ -177,6 +246,11 @@ class _Reader:
     def reported(self) -> list[GenotypeError]:
         """The errors found, with a final "and N more" past the cap."""
         return [*self.errors, MoreErrors(self.omitted, self.path)] if self.omitted else self.errors
+
+    def missing(self, message: str, at: Token | Position | None) -> None:
+        """An error for something absent, unless it may sit on a line set aside for a syntax error."""
+        if not self.recovered:
+            self.error(message, at)
 
     # -- top level ---------------------------------------------------------------------------
 
@@ -217,18 +291,18 @@ class _Reader:
         body = self._body(space)
         missing = [key for key in ("name", "space", "input", "classes", "stem") if key not in self.settings]
         for key in missing:
-            self.error(f"missing setting '{key}'{_EXAMPLES[key]}", self.start)
-        if self.errors or None in (name, space, shape, classes, stem, head, body):
+            self.missing(f"missing setting '{key}'{_EXAMPLES[key]}", self.start)
+        if None in (space, stem, body):  # anything else missing has been reported: stand-ins serve
             return None
         return Genotype(
-            name=name,
+            name=_STAND_INS["name"] if name is None else name,
             space=space,
-            input_shape=shape,
-            num_classes=classes,
+            input_shape=_STAND_INS["input"] if shape is None else shape,
+            num_classes=_STAND_INS["classes"] if classes is None else classes,
             stem=stem,
-            head=head,
+            head=Head() if head is None else head,
             body=body,
-            shortcut=shortcut,
+            shortcut=spaces.DEFAULT_SHORTCUT if shortcut is None else shortcut,
             meta=tuple(self.meta.items()),
             comments=_leading_comments(self.text),
             path=self.path,
@@ -361,7 +435,7 @@ class _Reader:
                 self.error(f"cells belong to the bnas space, not '{space}'", self.first_body)
                 return None
             if self.layers is None:
-                self.error(f"the {space} space needs a 'layers {{ ... }}' block", self.start)
+                self.missing(f"the {space} space needs a 'layers {{ ... }}' block", self.start)
                 return None
             return self.layers
         return None
@@ -372,13 +446,13 @@ class _Reader:
             return None
         for kind in spaces.CELL_KINDS:
             if kind not in self.cells:
-                self.error(f"missing 'cell {kind} {{ ... }}'", self.start)
+                self.missing(f"missing 'cell {kind} {{ ... }}'", self.start)
         if self.layer_count is None:
-            self.error("missing setting 'layers', the number of cells, e.g. 'layers 20'", self.start)
+            self.missing("missing setting 'layers', the number of cells, e.g. 'layers 20'", self.start)
         channels = self._int("channels")
         if "channels" not in self.settings:
-            self.error("missing setting 'channels', the initial channels, e.g. 'channels 36'", self.start)
-        if self.errors or self.layer_count is None or channels is None:
+            self.missing("missing setting 'channels', the initial channels, e.g. 'channels 36'", self.start)
+        if self.layer_count is None or channels is None or any(kind not in self.cells for kind in spaces.CELL_KINDS):
             return None
         layers = int(self.layer_count)
         reductions = self._ints("reductions")
@@ -444,9 +518,9 @@ class _Reader:
             self.error("'stem' expects a kind, channels and an optional stride, e.g. 'stem conv3x3 48'", token)
             return None
         kind = kinds[0]
-        if kind not in spaces.STEM_KINDS:
+        if kind not in spaces.STEM_KINDS:  # the channels and stride still serve to validate the body
             self.error(f"unknown stem '{kind}'{did_you_mean(kind, spaces.STEM_KINDS)}", kind)
-            return None
+            kind = Token("WORD", spaces.STEM_KINDS[0], line=kind.line, column=kind.column)
         stride = int(strides[0][1:]) if strides else 1
         spans = {"kind": _at(kind), "channels": _at(numbers[0])}
         if strides:

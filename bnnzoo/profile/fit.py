@@ -75,11 +75,15 @@ def anneal(
     iterations: int,
     rng: random.Random,
     temperature: float = 0.05,
+    on_step: Callable[[], object] | None = None,
 ) -> tuple[State, float]:
-    """Simulated annealing with a linear cooling schedule; returns the best state seen."""
+    """Simulated annealing with a linear cooling schedule; returns the best state seen.
+    ``on_step`` is called after every step (a progress bar's update)."""
     current, current_cost = initial, cost(initial)
     best, best_cost = current, current_cost
     for step in range(iterations):
+        if on_step is not None:
+            on_step()
         heat = temperature * (1 - step / iterations) + 1e-9
         candidate = mutate(current, rng)
         candidate_cost = cost(candidate)
@@ -181,11 +185,14 @@ class MBConvFitter:
         layers[stage][index] = rng.choice(space.choices(index == 0))
         return replace(candidate, layers=tuple(tuple(layer) for layer in layers))
 
-    def fit(self, iterations: int = 4000, restarts: int = 4, seed: int = 0) -> FitResult[MBConvCandidate]:
+    def fit(
+        self, iterations: int = 4000, restarts: int = 4, seed: int = 0, on_step: Callable[[], object] | None = None
+    ) -> FitResult[MBConvCandidate]:
         rng = random.Random(seed)
         best: tuple[MBConvCandidate, float] | None = None
         for _ in range(restarts):
-            state, cost = anneal(self.random_candidate(rng), self.mutate, self.cost, iterations, rng)
+            start = self.random_candidate(rng)
+            state, cost = anneal(start, self.mutate, self.cost, iterations, rng, on_step=on_step)
             if best is None or cost < best[1]:
                 best = (state, cost)
         assert best is not None
@@ -308,12 +315,14 @@ class CellFitter:
         edges[index] = (op, source)
         return replace(candidate, **{kind: tuple(edges)})
 
-    def fit(self, iterations: int = 3000, restarts: int = 4, seed: int = 0) -> FitResult[CellCandidate]:
+    def fit(
+        self, iterations: int = 3000, restarts: int = 4, seed: int = 0, on_step: Callable[[], object] | None = None
+    ) -> FitResult[CellCandidate]:
         rng = random.Random(seed)
         best: tuple[CellCandidate, float] | None = None
         for _ in range(restarts):
             start = CellCandidate(self.random_cell(rng), self.random_cell(rng))
-            state, cost = anneal(start, self.mutate, self.cost, iterations, rng)
+            state, cost = anneal(start, self.mutate, self.cost, iterations, rng, on_step=on_step)
             if best is None or cost < best[1]:
                 best = (state, cost)
         assert best is not None
@@ -346,8 +355,11 @@ def _cell(kind: str, edges: CellEdges) -> Cell:
 CELL_MACROS: dict[str, tuple[int, int]] = {"bnas_mini": (10, 24), "bnas_a": (20, 36), "bnas_cm": (16, 48)}
 
 
-def fit_published(name: str, iterations: int = 3000, restarts: int = 4, seed: int = 0) -> tuple[Genotype, dict]:
-    """Reconstruct zoo model ``name`` from its Table 3 row; return the genotype and a fit report."""
+def fit_published(
+    name: str, iterations: int = 3000, restarts: int = 4, seed: int = 0, on_step: Callable[[], object] | None = None
+) -> tuple[Genotype, dict]:
+    """Reconstruct zoo model ``name`` from its Table 3 row; return the genotype and a fit report.
+    ``on_step`` is called after each of the ``iterations * restarts`` annealing steps."""
     from bnnzoo.errors import BnnzooError
     from bnnzoo.profile.published import published_row
 
@@ -359,7 +371,7 @@ def fit_published(name: str, iterations: int = 3000, restarts: int = 4, seed: in
         fitter: MBConvFitter | CellFitter = CellFitter(CellSpace(*CELL_MACROS[name]), targets)
     else:
         fitter = MBConvFitter(MBConvSpace(), targets)
-    result = fitter.fit(iterations=iterations, restarts=restarts, seed=seed)
+    result = fitter.fit(iterations=iterations, restarts=restarts, seed=seed, on_step=on_step)
     report = {
         "model": row.model,
         "targets": targets,

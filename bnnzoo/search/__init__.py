@@ -1,6 +1,15 @@
-"""Differentiable binary NAS with bimodal (architecture and weight) parameter perturbation."""
+"""Differentiable binary NAS with bimodal (architecture and weight) parameter perturbation.
 
-from bnnzoo.search.config import SearchConfig
-from bnnzoo.search.engine import SearchResult, run_search
+The names below load on first use, so that reading a :class:`SearchConfig` needs no torch.
+"""
 
-__all__ = ["SearchConfig", "SearchResult", "run_search"]
+from bnnzoo._lazy import lazy_attributes
+
+_PUBLIC = {
+    "SearchConfig": "bnnzoo.search.config",
+    "SearchResult": "bnnzoo.search.engine",
+    "run_search": "bnnzoo.search.engine",
+}
+
+__all__ = sorted(_PUBLIC)
+__getattr__, __dir__ = lazy_attributes(__name__, _PUBLIC)

@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from bnnzoo._distributed import DistInfo, all_reduce_sum
+from bnnzoo._progress import progress_bar
 from bnnzoo.errors import DataError
 from bnnzoo.train.data import make_loader
 
@@ -33,6 +34,7 @@ def evaluate(
     limit: int | None = None,
     amp_dtype: torch.dtype | None = None,
     dist_info: DistInfo | None = None,
+    progress: bool = False,
 ) -> dict[str, float]:
     """Evaluate ``model`` on ``data`` (a Dataset, read in order, or a ready DataLoader).
 
@@ -40,7 +42,7 @@ def evaluate(
     [0, 1] (top-5 is top-k with k = min(5, classes)), the mean cross-entropy, images per second of
     wall time for the whole pass (data loading included) and the number of images seen.
     ``limit`` keeps the first N images of a Dataset. ``amp_dtype`` runs the forward pass under
-    autocast (CUDA only).
+    autocast (CUDA only). ``progress`` shows a progress bar on stderr.
     """
     device = torch.device(device)
     if isinstance(data, DataLoader):
@@ -58,6 +60,7 @@ def evaluate(
     # loss sum, top-1 hits, top-5 hits, samples
     sums = torch.zeros(4, dtype=torch.float64, device=device)
     start = time.perf_counter()
+    bar = progress_bar(progress, total=len(loader), desc="eval", unit="batch")
     try:
         with torch.no_grad():
             for images, labels in loader:
@@ -72,9 +75,11 @@ def evaluate(
                 sums[1] += hits[:, 0].sum()
                 sums[2] += hits.any(dim=1).sum()
                 sums[3] += labels.shape[0]
+                bar.update()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
     finally:
+        bar.close()
         model.train(was_training)
     elapsed = time.perf_counter() - start
     if dist_info is not None:
