@@ -145,21 +145,30 @@ def test_binary_layers_are_timm_leaf_modules() -> None:
 
 @pytest.mark.parametrize("kind", sorted(TEXTS))
 def test_fx_traced_model_matches_eager_forward_and_backward(kind: str) -> None:
-    model = _model(kind).train()
+    model = _model(kind).eval()
     x = _input(model)
-    traced = torch.fx.symbolic_trace(model)
-    torch.testing.assert_close(traced(x), model(x), rtol=0, atol=0)
-
-    # timm's feature extraction keeps the binary layers whole and gives every parameter a gradient.
+    # timm's FX feature extraction keeps the binary layers whole ...
     extractor = create_feature_extractor(model, return_nodes={"fc": "logits"})
     leaves = {node.target for node in extractor.graph.nodes if node.op == "call_module"}
     binary = {name for name, module in model.named_modules() if isinstance(module, BinaryConv2d)}
     assert binary and binary <= leaves
+    with torch.no_grad():
+        torch.testing.assert_close(extractor(x)["logits"], model(x), rtol=0, atol=0)
+    # ... and, in train mode, gives every parameter a gradient.
+    extractor = create_feature_extractor(model.train(), return_nodes={"fc": "logits"})
     out = extractor(x)["logits"]
     assert out.shape == (2, 10)
     out.mean().backward()
     missing = [name for name, p in extractor.named_parameters() if p.grad is None]
     assert not missing
+
+
+def test_a_layer_list_model_traces_with_plain_torch_fx() -> None:
+    model = _model("layers").eval()
+    x = _input(model)
+    traced = torch.fx.symbolic_trace(model)
+    with torch.no_grad():
+        torch.testing.assert_close(traced(x), model(x), rtol=0, atol=0)
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")

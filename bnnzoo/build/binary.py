@@ -23,8 +23,8 @@ used directly.
 
 Tracing and scripting: :class:`RSign` and :class:`BinaryConv2d` are registered with timm as leaf
 modules (``timm.layers.register_notrace_module``), so timm's and torchvision's FX feature extraction
-keep them whole; the sign functions are ``torch.fx.wrap`` ped, so plain ``torch.fx.symbolic_trace``
-works too. TorchScript cannot compile autograd Functions: scripting either layer raises
+keep them whole; the sign functions are ``torch.fx.wrap`` ped, so the layers also trace inline with a
+plain ``torch.fx`` tracer. TorchScript cannot compile autograd Functions: scripting either layer raises
 :class:`~bnnzoo.errors.ModelError`.
 """
 
