@@ -60,6 +60,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--layers", type=int, default=8, help="bnas: number of cells")
     p.add_argument("--widths", type=ints, default=(16, 24, 32, 64), help="mbconv: stage widths")
     p.add_argument("--depths", type=ints, default=(1, 2, 2, 2), help="mbconv: layers per stage")
+    p.add_argument(
+        "--strides", type=ints, default=None, help="mbconv: stride of each stage's first layer (default 1,2,2,...)"
+    )
     p.add_argument("--stem-channels", type=int, default=16, help="mbconv: stem channels")
     p.add_argument("--kernels", type=ints, default=None, help="mbconv: candidate kernels (default 3,5)")
     p.add_argument("--expansions", type=ints, default=None, help="mbconv: candidate expansions (default 1,2,3,4,6)")
@@ -68,7 +71,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ramp", action="store_true", help="ramp the noise linearly over the epochs")
     p.add_argument("--weight-optimizer", default="sgd", help="sgd (DARTS) or adam (BNN practice)")
     p.add_argument("--lr", type=float, default=0.025, help="weight learning rate")
-    p.add_argument("--arch-lr", type=float, default=3e-4)
+    p.add_argument(
+        "--arch-lr",
+        type=float,
+        default=None,
+        help="architecture Adam rate (default: matched to the number of architecture steps; DARTS: 3e-4)",
+    )
+    p.add_argument("--arch-schedule", default="cosine", help="cosine (to 0 over the search epochs) or constant (DARTS)")
+    p.add_argument(
+        "--warmup-epochs", type=int, default=None, help="weight-only epochs first (default: epochs // 4; DARTS: 0)"
+    )
+    p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature of the mixing weights")
+    p.add_argument("--final-temperature", type=float, default=None, help="anneal the temperature geometrically to this")
     p.add_argument("--target-ops", type=quantity, help="target Equiv. Ops, e.g. 10.6M")
     p.add_argument("--target-weight", type=float, default=1.0)
     p.add_argument("--proxy-epochs", type=int, default=2, help="grid search: proxy training epochs")
@@ -77,6 +91,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--amp", action="store_true", help="bf16 mixed precision (CUDA only)")
     p.add_argument("--resume", action="store_true", help="continue from the output folder's checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="start again in an output folder that holds a run")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (one is shown on a terminal)")
     p.set_defaults(run=run_search_command)
 
@@ -101,10 +116,16 @@ def _config(args: argparse.Namespace) -> SearchConfig:
         layers=args.layers,
         widths=args.widths,
         depths=args.depths,
+        strides=args.strides,
         stem_channels=args.stem_channels,
         weight_optimizer=args.weight_optimizer,
         weight_lr=args.lr,
         arch_lr=args.arch_lr,
+        arch_schedule=args.arch_schedule,
+        warmup_epochs=args.warmup_epochs,
+        temperature=args.temperature,
+        final_temperature=args.final_temperature,
+        overwrite=args.overwrite,
         eps_a=args.eps_a[0],
         eps_w=args.eps_w[0],
         ramp=args.ramp,
@@ -145,5 +166,5 @@ def run_search_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         raise
-    print(f"wrote {result.genotype_path} (log: {result.log_path})")
+    print(f"wrote {result.genotype_path} (log: {result.log_path}, curves: {result.curves_path})")
     return 0

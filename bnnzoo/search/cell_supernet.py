@@ -166,8 +166,11 @@ class CellSupernet(nn.Module):
             prev_prev, prev, reduction_prev = prev, cell.out_channels, reduction
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(prev, num_classes)
-        self.alpha_normal = ArchParameters(num_edges(nodes), len(BNAS_OPS))
-        self.alpha_reduction = ArchParameters(num_edges(nodes), len(BNAS_OPS))
+        edges = [
+            f"node {node + CELL_INPUTS} <- {source}" for node in range(nodes) for source in range(CELL_INPUTS + node)
+        ]
+        self.alpha_normal = ArchParameters(num_edges(nodes), len(BNAS_OPS), None, "normal", edges, list(BNAS_OPS))
+        self.alpha_reduction = ArchParameters(num_edges(nodes), len(BNAS_OPS), None, "reduction", edges, list(BNAS_OPS))
 
     def arch_modules(self) -> list[nn.Module]:
         return [self.alpha_normal, self.alpha_reduction]

@@ -7,6 +7,11 @@ Each step takes a training batch and a validation batch (the training set split 
 2. weight step on the training batch inside :func:`~bnnzoo.search.perturb.perturbed` (eps_A on
    the mixing weights, eps_W on the binary latent weights), SGD or Adam on the weights.
 
+The first ``warmup`` epochs train the weights only (alpha stays uniform); the architecture rate is
+matched to the number of architecture steps and decays with a cosine (docs/search.md). Every epoch
+ends with one summary line and one row of ``search_log.jsonl``; the run ends with a verdict on
+whether the search decided, and ``search_curves.png``.
+
 Checkpoints (safetensors + JSON, atomic) are written after every epoch and on Ctrl-C; resuming
 continues at the same step with the same data order and noise, so on CPU a resumed run ends with
 exactly the alphas and genotype of an uninterrupted one.
@@ -16,8 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +41,7 @@ from bnnzoo.dsl.types import Genotype
 from bnnzoo.errors import SearchError
 from bnnzoo.search.cell_supernet import CellSupernet
 from bnnzoo.search.config import SearchConfig
+from bnnzoo.search.curves import plot_search_curves
 from bnnzoo.search.derive import derive
 from bnnzoo.search.mbconv_supernet import MBConvSupernet
 from bnnzoo.search.perturb import perturbed
@@ -41,6 +49,8 @@ from bnnzoo.search.resource import ExpectedOps
 
 CHECKPOINT = "checkpoint"
 LOG = "search_log.jsonl"
+CURVES = "search_curves.png"
+DECIDED_ENTROPY = 0.5  # mean normalised alpha entropy at or below which a search has decided
 
 
 @dataclass
@@ -49,6 +59,13 @@ class SearchResult:
     genotype_path: Path
     log_path: Path
     history: list[dict[str, Any]] = field(default_factory=list)
+    curves_path: Path | None = None
+    verdict: str = ""
+
+    @property
+    def decided(self) -> bool:
+        """Whether the final mean normalised alpha entropy is at most :data:`DECIDED_ENTROPY`."""
+        return bool(self.history) and self.history[-1]["alpha_entropy_normalized"] <= DECIDED_ENTROPY
 
 
 def build_supernet(config: SearchConfig, in_chans: int, num_classes: int, image_size: int) -> nn.Module:
@@ -57,6 +74,7 @@ def build_supernet(config: SearchConfig, in_chans: int, num_classes: int, image_
     return MBConvSupernet(
         config.widths,
         config.depths,
+        config.stage_strides(),
         stem_channels=config.stem_channels,
         kernels=config.kernels,
         expansions=config.expansions,
@@ -69,13 +87,16 @@ def build_supernet(config: SearchConfig, in_chans: int, num_classes: int, image_
 class Searcher:
     """One search run; ``run()`` trains the supernet and emits the derived genotype."""
 
-    def __init__(self, config: SearchConfig, resume: bool = False) -> None:
+    def __init__(self, config: SearchConfig, resume: bool = False, echo: Callable[[str], None] | None = print) -> None:
         from bnnzoo.train import data
 
         self.config = config.validate()
         self.device = torch.device(config.device)
         self.dist = dist_utils.init_distributed(self.device)
         self.output = Path(config.output)
+        self.echo = echo if self.dist.is_main else None
+        if not resume:
+            self._claim_output()
         torch.manual_seed(config.seed)
         info = data.dataset_info(config.dataset)
         self.image_size = config.image_size or (224 if config.dataset == "imagefolder" else 32)
@@ -91,9 +112,12 @@ class Searcher:
         self.weight_params = [p for p in self.model.parameters() if id(p) not in arch_ids]
         self.binary_weights = self.model.binary_weights()
         self.weight_optimizer = self._weight_optimizer()
+        self.arch_steps = (config.epochs - config.warmup) * self.steps_per_epoch()
+        self.arch_lr = config.arch_lr_for(self.arch_steps)
         self.arch_optimizer = torch.optim.Adam(
-            arch_params, lr=config.arch_lr, betas=(0.5, 0.999), weight_decay=config.arch_weight_decay
+            arch_params, lr=self.arch_lr, betas=(0.5, 0.999), weight_decay=config.arch_weight_decay
         )
+        self.arch_scheduler = torch.optim.lr_scheduler.LambdaLR(self.arch_optimizer, self._arch_factor)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
             self.weight_optimizer, config.epochs, eta_min=config.weight_lr_min
         )
@@ -108,6 +132,28 @@ class Searcher:
             self._load()
 
     # -- setup -------------------------------------------------------------------------------
+
+    def _claim_output(self) -> None:
+        """Refuse a folder that holds a run, unless ``overwrite``; then clear that run's files."""
+        previous = sorted(self.output.glob(f"{CHECKPOINT}*")) + sorted(self.output.glob(LOG))
+        if not previous:
+            return
+        if not self.config.overwrite:
+            finished = (self.output / f"{self.config.name}.bnn").exists()
+            state = "a finished" if finished else "an unfinished"
+            raise SearchError(
+                f"{self.output} already holds {state} search ({previous[0].name}); pass --resume to continue it, "
+                "--overwrite to start again, or choose another output folder with -o"
+            )
+        if self.dist.is_main:
+            for path in previous:
+                path.unlink(missing_ok=True)
+
+    def _arch_factor(self, step: int) -> float:
+        """The architecture rate's factor at architecture step ``step``: cosine to 0, or constant."""
+        if self.config.arch_schedule == "constant":
+            return 1.0
+        return 0.5 * (1 + math.cos(math.pi * min(step, self.arch_steps) / max(self.arch_steps, 1)))
 
     def _weight_optimizer(self) -> torch.optim.Optimizer:
         c = self.config
@@ -175,7 +221,16 @@ class Searcher:
         objective.backward()
         dist_utils.average_gradients([module.alpha for module in self.arch], self.dist)
         self.arch_optimizer.step()
+        self.arch_scheduler.step()
         return float(loss.detach()), int((logits.argmax(1) == labels).sum())
+
+    @torch.no_grad()
+    def val_forward(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, int]:
+        """The validation loss and number correct without a step (the warm-up's architecture side)."""
+        with self._autocast():
+            logits = self.model(images)
+            loss = F.cross_entropy(logits, labels)
+        return float(loss), int((logits.argmax(1) == labels).sum())
 
     def weight_step(self, images: torch.Tensor, labels: torch.Tensor, eps_a: float, eps_w: float) -> tuple[float, int]:
         """One perturbed step on the weights; returns the training loss and number correct."""
@@ -202,6 +257,9 @@ class Searcher:
         try:
             while self.epoch < c.epochs:
                 eps_a, eps_w = c.eps_at(self.epoch)
+                searching = self.epoch >= c.warmup
+                for module in self.arch:
+                    module.temperature = c.temperature_at(self.epoch)
                 train_loader, val_loader = self._loaders(self.epoch)
                 batches = zip(train_loader, val_loader)
                 for _ in range(self.step):  # resuming mid-epoch: replay the data order
@@ -212,7 +270,8 @@ class Searcher:
                     if self.step >= steps:
                         break
                     x_t, y_t, x_v, y_v = (t.to(self.device) for t in (x_t, y_t, x_v, y_v))
-                    val_loss, val_correct = self.arch_step(x_v, y_v)
+                    step_on_alpha = self.arch_step if searching else self.val_forward
+                    val_loss, val_correct = step_on_alpha(x_v, y_v)
                     train_loss, train_correct = self.weight_step(x_t, y_t, eps_a, eps_w)
                     n = len(y_t)
                     self.totals += torch.tensor(
@@ -246,27 +305,53 @@ class Searcher:
             return None
         from tqdm import tqdm
 
-        return tqdm(total=steps, initial=self.step, desc=f"epoch {self.epoch + 1}/{self.config.epochs}", leave=False)
+        phase = "warm-up" if self.epoch < self.config.warmup else "search"
+        return tqdm(
+            total=steps, initial=self.step, desc=f"epoch {self.epoch + 1}/{self.config.epochs} ({phase})", leave=False
+        )
+
+    def _say(self, line: str) -> None:
+        if self.echo is None:
+            return
+        if self.config.progress:
+            from tqdm import tqdm
+
+            tqdm.write(line)
+        else:
+            self.echo(line)
 
     def _end_epoch(self, eps_a: float, eps_w: float) -> None:
         totals = dist_utils.all_reduce_sum(self.totals, self.dist)
         genotype = derive(self.model, self.config.name)
+        text = to_text(genotype)
+        changed = not self.history or self.history[-1]["genotype"] != text
         row = {
             "epoch": self.epoch + 1,
+            "phase": "warmup" if self.epoch < self.config.warmup else "search",
             "train_loss": float(totals[0] / totals[2]),
             "train_acc": float(totals[1] / totals[2]),
             "val_loss": float(totals[3] / totals[5]),
             "val_acc": float(totals[4] / totals[5]),
             "alpha_entropy": sum(module.entropy() for module in self.arch) / len(self.arch),
+            "alpha_entropy_normalized": sum(module.normalized_entropy() for module in self.arch) / len(self.arch),
+            "derived_equiv_ops": _equiv_ops(genotype),
+            "genotype_changed": changed,
             "eps_a": eps_a,
             "eps_w": eps_w,
             "lr": self.weight_optimizer.param_groups[0]["lr"],
+            "arch_lr": self.arch_optimizer.param_groups[0]["lr"],
+            "temperature": self.arch[0].temperature,
             "seconds": self.elapsed,
-            "genotype": to_text(genotype),
+            "mixing": [
+                [[round(v, 4) for v in row] for row in module.clean_weights().detach().cpu().tolist()]
+                for module in self.arch
+            ],
+            "genotype": text,
         }
         if self.expected_ops is not None:
             row["expected_equiv_ops"] = self.expected_ops().item()
         self.history.append(row)
+        self._say(summary_line(row, self.config.epochs))
         if self.dist.is_main:
             self._write_log()
         self.scheduler.step()
@@ -304,10 +389,15 @@ class Searcher:
         }
         genotype = derive(self.model, c.name, **header)
         path = self.output / f"{c.name}.bnn"
+        curves = self.output / CURVES
         if self.dist.is_main:
             dump(genotype, path)
+            plot_search_curves(self.history, curves, [(m.label, m.point_names, m.choice_names) for m in self.arch])
         dist_utils.barrier(self.dist)
-        return SearchResult(genotype, path, self.output / LOG, self.history)
+        result = SearchResult(genotype, path, self.output / LOG, self.history, curves)
+        result.verdict = verdict(self.history)
+        self._say(result.verdict)
+        return result
 
     # -- checkpoints -------------------------------------------------------------------------
 
@@ -317,6 +407,7 @@ class Searcher:
             "model": self.model.state_dict(),
             "weight_optimizer": self.weight_optimizer.state_dict(),
             "arch_optimizer": self.arch_optimizer.state_dict(),
+            "arch_scheduler": self.arch_scheduler.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "epoch": self.epoch,
             "step": self.step,
@@ -344,24 +435,68 @@ class Searcher:
         self.model.load_state_dict(state["model"])
         self.weight_optimizer.load_state_dict(state["weight_optimizer"])
         self.arch_optimizer.load_state_dict(state["arch_optimizer"])
+        self.arch_scheduler.load_state_dict(state["arch_scheduler"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.step, self.elapsed = state["epoch"], state["step"], state["elapsed"]
         self.totals = state["totals"].to(torch.float64)
         self.history = state["history"]
         self.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
+        where = f"epoch {self.epoch + 1}, step {self.step}" if self.epoch < self.config.epochs else "its end"
+        self._say(
+            f"resumed {path}.json at {where} of {self.config.epochs} epochs ({self.elapsed:.0f} s searched so far)"
+        )
 
 
-_RESUMABLE = {"progress", "num_workers", "output", "device", "amp"}
+_RESUMABLE = {"progress", "num_workers", "output", "device", "amp", "overwrite"}
+
+
+def _equiv_ops(genotype: Genotype) -> float:
+    from bnnzoo.profile import profile
+
+    return float(profile(genotype).equiv_ops)
+
+
+def summary_line(row: dict[str, Any], epochs: int) -> str:
+    """One epoch in one line: losses, accuracies, normalised entropy, the derived genotype's ops."""
+    changed = "genotype changed" if row["genotype_changed"] else "genotype unchanged"
+    return (
+        f"epoch {row['epoch']}/{epochs} ({row['phase']}): "
+        f"train loss {row['train_loss']:.3f} acc {100 * row['train_acc']:.1f}% | "
+        f"val loss {row['val_loss']:.3f} acc {100 * row['val_acc']:.1f}% | "
+        f"alpha entropy {row['alpha_entropy_normalized']:.3f} (1 = uniform) | "
+        f"derived {row['derived_equiv_ops'] / 1e6:.2f} M Equiv. Ops, {changed}"
+    )
+
+
+def verdict(history: list[dict[str, Any]]) -> str:
+    """Whether the search decided, in words, with what to change if it did not."""
+    entropy = history[-1]["alpha_entropy_normalized"]
+    stable_since = len(history)
+    while stable_since > 1 and not history[stable_since - 1]["genotype_changed"]:
+        stable_since -= 1
+    if entropy <= DECIDED_ENTROPY:
+        return (
+            f"the search decided: final mean normalised alpha entropy {entropy:.3f} (<= {DECIDED_ENTROPY}; "
+            f"1 = uniform); the derived genotype last changed at epoch {stable_since} of {len(history)}"
+        )
+    return (
+        f"the search did NOT decide: final mean normalised alpha entropy {entropy:.3f} > {DECIDED_ENTROPY} "
+        "(1 = uniform), so this genotype is close to a random draw from the space. Give the architecture more "
+        "steps (--epochs, --limit), a larger --arch-lr, or a falling temperature (--final-temperature 0.3)"
+    )
 
 
 def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-def run_search(config: SearchConfig, resume: bool = False) -> SearchResult:
-    """Run a search and return its derived genotype, the file it was written to, and the log."""
-    searcher = Searcher(config, resume=resume)
+def run_search(config: SearchConfig, resume: bool = False, echo: Callable[[str], None] | None = print) -> SearchResult:
+    """Run a search and return its derived genotype, the file it was written to, and the log.
+
+    ``echo`` receives the per-epoch summary lines and the final verdict (None: silent).
+    """
+    searcher = Searcher(config, resume=resume, echo=echo)
     try:
         return searcher.run()
     finally:

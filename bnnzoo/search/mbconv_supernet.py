@@ -93,7 +93,11 @@ class MBConvSupernet(nn.Module):
                 channels = width
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
-        self.alpha = ArchParameters(len(self.layers), len(self.candidates), torch.tensor(allowed))
+        names = ["skip" if c is None else f"MB{c[0]}({c[1]})" for c in self.candidates]
+        points = [f"layer {index}" for index in range(len(self.layers))]
+        self.alpha = ArchParameters(
+            len(self.layers), len(self.candidates), torch.tensor(allowed), "layers", points, names
+        )
 
     def arch_modules(self) -> list[ArchParameters]:
         return [self.alpha]

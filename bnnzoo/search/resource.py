@@ -30,7 +30,7 @@ class ExpectedOps:
     def __call__(self) -> torch.Tensor:
         total = torch.tensor(self.fixed)
         for module, cost in zip(self.supernet.arch_modules(), self.costs):
-            weights = torch.softmax(module.alpha.masked_fill(~module.allowed, float("-inf")), dim=-1)
+            weights = module.clean_weights()
             total = total + (weights * cost.to(weights.device)).sum()
         return total
 
