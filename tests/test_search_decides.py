@@ -275,3 +275,26 @@ def test_warmup_keeps_alpha_still_and_the_cosine_schedule_ends_at_zero(tmp_path)
     assert all(moved)
     expected_mid = 0.3 * 0.5 * (1 + math.cos(math.pi * 3 / 6))
     assert searcher.history[1]["arch_lr"] == pytest.approx(expected_mid)
+
+
+@pytest.mark.parametrize("space", ["bnas", "mbconv"])
+def test_random_draws_are_uniform_live_and_leave_alpha_alone(space, tmp_path):
+    from bnnzoo.search.engine import build_supernet
+    from bnnzoo.search.sample import random_genotype
+
+    overrides = dict(widths=(8, 16), depths=(2, 1), stem_channels=8, expansions=(1, 2)) if space == "mbconv" else {}
+    config = _tiny_synthetic(tmp_path, space=space, **overrides)
+    net = build_supernet(config, 3, 10, 32)
+    before = [module.alpha.detach().clone() for module in net.arch_modules()]
+    generator = torch.Generator().manual_seed(0)
+    draws = [random_genotype(net, generator, f"r{i}") for i in range(60)]
+    assert all(torch.equal(a, m.alpha) for a, m in zip(before, net.arch_modules()))
+    assert all(bnnzoo.check(bnnzoo.to_text(g)) == [] for g in draws[:5])
+    if space == "bnas":
+        assert all(is_dead_free(g.body.normal) and is_dead_free(g.body.reduction) for g in draws)
+        ops = {e.op for g in draws for n in g.body.normal.nodes for e in n.edges}
+        assert ops == set(BNAS_OPS)  # 480 uniform draws reach every op
+    else:
+        last = {(g.body.layers[-1].kernel, g.body.layers[-1].expansion) for g in draws}
+        assert last == {(3, 1), (3, 2), (5, 1), (5, 2)}  # the stride-2 layer can never be a skip
+    assert len({bnnzoo.to_text(g) for g in draws}) > 40
