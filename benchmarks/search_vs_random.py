@@ -41,8 +41,24 @@ SPACES = {
     "mbconv": dict(space="mbconv", widths=(8, 16, 16, 32), depths=(1, 1, 1, 1), stem_channels=8, expansions=(1, 2, 3)),
 }
 PRESETS = {
-    "cpu": dict(search_epochs=4, limit=2000, batch_size=32, proxy_epochs=2, proxy_train_limit=4000, test_limit=2000),
-    "gpu": dict(search_epochs=20, limit=20000, batch_size=64, proxy_epochs=10, proxy_train_limit=None, test_limit=None),
+    "cpu": dict(
+        search_epochs=4,
+        limit=2000,
+        batch_size=32,
+        image_size=16,
+        proxy_epochs=2,
+        proxy_train_limit=4000,
+        test_limit=2000,
+    ),
+    "gpu": dict(
+        search_epochs=20,
+        limit=20000,
+        batch_size=64,
+        image_size=32,
+        proxy_epochs=10,
+        proxy_train_limit=None,
+        test_limit=None,
+    ),
 }
 ARMS = {"search, eps off": (0.0, 0.0), "search, eps 0.2/0.25": (0.2, 0.25)}
 OPS_BAND = 0.15
@@ -76,6 +92,7 @@ def search_config(space: str, seed: int, eps: tuple[float, float], output: Path,
         epochs=args.search_epochs,
         limit=args.limit,
         batch_size=args.batch_size,
+        image_size=args.image_size,
         eps_a=eps[0],
         eps_w=eps[1],
         seed=seed,
@@ -113,7 +130,7 @@ def run_space(space: str, args: argparse.Namespace, results: dict, save) -> None
             print(f"{space} {key}: top-1 {100 * top1:.2f}%, entropy {items[key]['entropy']:.3f}", flush=True)
     searched_ops = [item["equiv_ops"] for item in items.values() if item["arm"] in ARMS]
     target = statistics.median(searched_ops)
-    supernet = build_supernet(search_config(space, 0, (0, 0), root, args), 1, 10, 32)
+    supernet = build_supernet(search_config(space, 0, (0, 0), root, args), 1, 10, args.image_size)
     generator = torch.Generator().manual_seed(1234)
     drawn = 0
     for index in range(args.random):

@@ -50,7 +50,7 @@ class SearchConfig:
     arch_weight_decay: float = 1e-3
     warmup_epochs: int | None = None  # weight-only epochs before alpha moves; None: epochs // 4
     temperature: float = 1.0  # softmax temperature of the mixing weights at the first search epoch
-    final_temperature: float | None = None  # annealed geometrically to this by the last epoch
+    final_temperature: float | None = 0.2  # annealed geometrically to this by the last epoch; None: constant
     grad_clip: float = 5.0
     # bimodal perturbation
     eps_a: float = 0.0

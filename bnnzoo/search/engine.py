@@ -483,7 +483,7 @@ def verdict(history: list[dict[str, Any]]) -> str:
     return (
         f"the search did NOT decide: final mean normalised alpha entropy {entropy:.3f} > {DECIDED_ENTROPY} "
         "(1 = uniform), so this genotype is close to a random draw from the space. Give the architecture more "
-        "steps (--epochs, --limit), a larger --arch-lr, or a falling temperature (--final-temperature 0.3)"
+        "steps (--epochs, --limit), a larger --arch-lr, or a lower --final-temperature (e.g. 0.1)"
     )
 
 
