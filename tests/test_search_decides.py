@@ -109,7 +109,8 @@ def test_the_architecture_rate_is_matched_to_the_steps_and_darts_settings_stay_r
     assert auto.arch_lr_for(darts_steps) == pytest.approx(6e-4)  # cosine halves the mean rate
     assert auto.arch_lr_for(200) == pytest.approx(3e-4 * darts_steps * 2 / 200)
     assert auto.arch_lr_for(1) == 0.3  # capped
-    darts = SearchConfig(epochs=50, arch_lr=3e-4, warmup_epochs=0, arch_schedule="constant")
+    assert [round(auto.temperature_at(e), 4) for e in (0, 1, 2, 7)] == [1.0, 1.0, 1.0, 0.2]  # anneals after warm-up
+    darts = SearchConfig(epochs=50, arch_lr=3e-4, warmup_epochs=0, arch_schedule="constant", final_temperature=1.0)
     assert (darts.warmup, darts.arch_lr_for(10), darts.temperature_at(49)) == (0, 3e-4, 1.0)
     annealed = SearchConfig(epochs=5, warmup_epochs=1, temperature=1.0, final_temperature=0.25)
     assert [round(annealed.temperature_at(e), 4) for e in range(5)] == [1.0, 1.0, 0.6300, 0.3969, 0.25]
