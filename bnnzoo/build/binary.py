@@ -46,6 +46,7 @@ __all__ = [
     "BinaryConv2d",
     "RPReLU",
     "RSign",
+    "SignSTE",
     "SignWeightSTE",
     "binarize_activation",
     "binarize_weight",
@@ -82,6 +83,28 @@ class ApproxSign(torch.autograd.Function):
         return grad_output * (2.0 - 2.0 * x.abs()).clamp_min(0.0)
 
 
+def _clipped_ste(w: torch.Tensor, grad_output: torch.Tensor) -> torch.Tensor:
+    """The clipped straight-through gradient ``g * 1[|W| <= 1]``."""
+    return grad_output * (w.abs() <= 1.0).to(grad_output.dtype)
+
+
+class SignSTE(torch.autograd.Function):
+    """``sign(W)`` forward (no scale), clipped STE ``g * 1[|W| <= 1]`` backward.
+
+    The search's vectorised supernet mixes several ops' binarized kernels with its own scales.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, w: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(w)
+        return sign(w)
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> torch.Tensor:
+        (w,) = ctx.saved_tensors
+        return _clipped_ste(w, grad_output)
+
+
 class SignWeightSTE(torch.autograd.Function):
     """``sign(W) * mean|W|`` forward (per output channel), clipped STE ``g * 1[|W| <= 1]`` backward.
 
@@ -97,7 +120,7 @@ class SignWeightSTE(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_output: torch.Tensor) -> torch.Tensor:
         (w,) = ctx.saved_tensors
-        return grad_output * (w.abs() <= 1.0).to(grad_output.dtype)
+        return _clipped_ste(w, grad_output)
 
 
 @torch.fx.wrap

@@ -22,12 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bnnzoo.build.binary import binarize_activation
+from bnnzoo.build.binary import SignSTE, binarize_activation
 from bnnzoo.build.cell_ops import ReductionResidual, preprocessing
 from bnnzoo.build.units import RealStem
 from bnnzoo.dsl.construct import default_reductions
 from bnnzoo.dsl.spaces import BNAS_OPS, CELL_INPUTS
-from bnnzoo.search.binary_ops import sign_ste
 
 OP_INDEX = {name: index for index, name in enumerate(BNAS_OPS)}
 _MAX, _AVG = OP_INDEX["max_pool_3x3"], OP_INDEX["avg_pool_3x3"]
@@ -98,10 +97,10 @@ class MixedCell(nn.Module):
         columns = weights[:, (_CONV3, _CONV5, _DIL3, _DIL5)].repeat_interleave(c, dim=0)
         columns = columns * torch.tensor([self.scale3, self.scale5, self.scale3, self.scale5], device=weights.device)
         columns = columns.view(-1, 4, 1, 1, 1)
-        plain = columns[:, 1] * sign_ste(self.w5[source])
-        plain[:, :, 1:4, 1:4] += columns[:, 0] * sign_ste(self.w3[source])
-        dilated = columns[:, 3] * sign_ste(self.wd5[source])
-        dilated[:, :, 1:4, 1:4] += columns[:, 2] * sign_ste(self.wd3[source])
+        plain = columns[:, 1] * SignSTE.apply(self.w5[source])
+        plain[:, :, 1:4, 1:4] += columns[:, 0] * SignSTE.apply(self.w3[source])
+        dilated = columns[:, 3] * SignSTE.apply(self.wd5[source])
+        dilated[:, :, 1:4, 1:4] += columns[:, 2] * SignSTE.apply(self.wd3[source])
         return plain, dilated
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

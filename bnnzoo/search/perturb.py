@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import nn
 
+from bnnzoo.build.binary import weight_scale
 from bnnzoo.search.mixing import ArchParameters
 
 
@@ -45,7 +46,7 @@ def perturbed(
         if eps_w > 0:
             with torch.no_grad():
                 for weight in binary_weights:
-                    scale = weight.abs().mean(dim=tuple(range(1, weight.dim())), keepdim=True)
+                    scale = weight_scale(weight)
                     noise = torch.rand(weight.shape, generator=generator).to(weight.device)
                     clean.append(weight.detach().clone())
                     weight.add_(eps_w * scale * (2 * noise - 1))
