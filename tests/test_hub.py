@@ -88,7 +88,7 @@ def staged(trained_model, tmp_path_factory):
     stage_repo(
         trained_model,
         folder,
-        metrics={"top1": 0.425, "top5": 0.9, "loss": 1.7},  # fractions, as bnnzoo's trainer writes them
+        metrics={"top1": 0.425, "top5": 0.9, "loss": 1.7, "samples": 512},  # fractions, as bnnzoo writes them
         dataset="synthetic",
         recipe={"epochs": 1, "lr": 0.01, "optimizer": "adam"},
         repo_id="bnnzoo-test/tiny",
@@ -144,8 +144,8 @@ def test_model_card_front_matter_and_body(staged):
     assert result["dataset"]["name"] == "synthetic"
     assert {"type": "accuracy", "value": 42.5, "name": "Top-1 accuracy"} in result["metrics"]  # percent
     assert {"type": "top_5_accuracy", "value": 90.0, "name": "Top-5 accuracy"} in result["metrics"]
-    assert "| this model |" in body and "BOPs (G)" in body
-    assert "**42.50%** (top-5: 90.00%)" in body and "synthetic" in body
+    assert "| this model (" in body and "BOPs (G)" in body
+    assert "Top-1 **42.50%** (top-5 90.00%) on 512 test images of synthetic" in body
     assert "optimizer: adam" in body  # the recipe
     assert 'bnnzoo.create_model("hf-hub:bnnzoo-test/tiny", pretrained=True)' in body
     assert 'timm.create_model("hf-hub:bnnzoo-test/tiny", pretrained=True)' in body
@@ -328,7 +328,10 @@ def test_publish_from_a_training_checkpoint(trained_model, genotype_file, tmp_pa
         stem,
         {
             "model": trained_model.state_dict(),
-            "history": [{"test_top1": 0.5, "test_top5": 0.8}, {"test_top1": 0.5525, "test_top5": 0.9}],
+            "history": [
+                {"test_top1": 0.5, "test_top5": 0.8, "test_samples": 64},
+                {"test_top1": 0.5525, "test_top5": 0.9, "test_samples": 64},
+            ],
             "config": {"dataset": "synthetic", "epochs": 3},
         },
     )
@@ -337,7 +340,8 @@ def test_publish_from_a_training_checkpoint(trained_model, genotype_file, tmp_pa
     assert main(["publish", str(genotype_file), "--checkpoint", str(stem), "--out", str(out)]) == 0
     assert f"staged {out}" in capsys.readouterr().out
     meta, body = front_matter(out)
-    assert meta["datasets"] == ["synthetic"] and "**55.25%** (top-5: 90.00%)" in body and "epochs: 3" in body
+    assert meta["datasets"] == ["synthetic"] and "epochs: 3" in body
+    assert "Top-1 **55.25%** (top-5 90.00%) on 64 test images of synthetic" in body
     assert outputs_equal(timm.create_model(f"local-dir:{out}", pretrained=True), trained_model)
 
 
@@ -354,13 +358,16 @@ def test_publish_from_a_run_folder_with_final_weights(trained_model, genotype_fi
         "std": [0.3, 0.3, 0.3],
         "test_top1": 0.3125,
         "test_top5": 0.75,
+        "test_samples": 32,
         "recipe": {"epochs": 2, "lr": 0.001},
     }
     (run / "final.json").write_text(json.dumps(final))
     out = tmp_path / "out"
     assert main(["publish", str(genotype_file), "--checkpoint", str(run), "--out", str(out)]) == 0
     meta, body = front_matter(out)
-    assert "**31.25%** (top-5: 75.00%)" in body and meta["datasets"] == ["synthetic"]
+    assert "Top-1 **31.25%** (top-5 75.00%) on 32 test images of synthetic" in body and meta["datasets"] == [
+        "synthetic"
+    ]
     config = json.loads((out / "config.json").read_text())
     assert config["pretrained_cfg"]["mean"] == [0.25, 0.5, 0.75] and config["pretrained_cfg"]["input_size"] == [
         3,
@@ -386,7 +393,7 @@ def test_publish_from_a_weights_file_with_accuracy(trained_model, genotype_file,
     save_file(trained_model.state_dict(), str(weights))
     monkeypatch.chdir(tmp_path)
     args = ["publish", str(genotype_file), "--checkpoint", str(weights), "--dataset", "cifar10", "--accuracy", "61"]
-    assert main(args) == 0
+    assert main([*args, "--accuracy-images", "10000"]) == 0
     folder = tmp_path / "hub" / "tiny_mb"  # the default folder
     meta, _ = front_matter(folder)
     assert meta["model-index"][0]["results"][0]["metrics"][0]["value"] == 61.0
@@ -396,6 +403,9 @@ def test_publish_user_mistakes(trained_model, genotype_file, tmp_path, capsys):
     weights = tmp_path / "weights.safetensors"
     save_file(trained_model.state_dict(), str(weights))
     assert main(["publish", str(genotype_file), "--checkpoint", str(weights), "--accuracy", "61"]) == 1
+    assert "--accuracy and --accuracy-images go together" in capsys.readouterr().err
+    accuracy = ["--accuracy", "61", "--accuracy-images", "500"]
+    assert main(["publish", str(genotype_file), "--checkpoint", str(weights), *accuracy]) == 1
     assert "--accuracy needs --dataset" in capsys.readouterr().err
     assert main(["publish", "xnor_resnet18", "--checkpoint", str(weights), "--out", str(tmp_path / "x")]) == 1
     err = capsys.readouterr().err

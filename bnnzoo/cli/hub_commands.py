@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from pathlib import Path
 
@@ -21,6 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
         examples=[
             "bnnzoo publish mbconv_a --checkpoint runs/mbconv_a -o hub/mbconv_a",
+            "bnnzoo eval mbconv_a --checkpoint runs/mbconv_a --json > eval.json && "
+            "bnnzoo publish mbconv_a --checkpoint runs/mbconv_a --eval eval.json",
             "bnnzoo publish mbconv_a --checkpoint runs/mbconv_a --repo-id my-org/mbconv_a --packed",
         ],
     )
@@ -29,7 +32,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     publish.add_argument("-o", "--output", metavar="DIR", help="the folder to stage (default: ./hub/<NAME>)")
     hidden_alias(publish, "--out", "--output")
     publish.add_argument("--dataset", metavar="D", help="the dataset the weights were trained and measured on")
-    publish.add_argument("--accuracy", type=float, metavar="X", help="measured top-1 accuracy, in percent (e.g. 91.3)")
+    measured = publish.add_mutually_exclusive_group()
+    measured.add_argument(
+        "--eval",
+        metavar="FILE",
+        help="the accuracy to state: the output of 'bnnzoo eval --json' for these weights (images counted)",
+    )
+    measured.add_argument("--accuracy", type=float, metavar="X", help="measured top-1 accuracy, in percent (e.g. 91.3)")
+    publish.add_argument(
+        "--accuracy-images", type=int, metavar="N", help="with --accuracy: how many test images it was measured on"
+    )
     publish.add_argument("--license", default="apache-2.0", help="license of the weights (default: apache-2.0)")
     publish.add_argument("--private", action="store_true", help="create the Hub repository as private")
     publish.add_argument(
@@ -71,13 +83,26 @@ def run_publish(args: argparse.Namespace) -> int:
         raise BnnzooError(f"--repo-id '{args.repo_id}' must look like ORG/NAME")
     if args.accuracy is not None and not (math.isfinite(args.accuracy) and 0 <= args.accuracy <= 100):
         raise BnnzooError(f"--accuracy {args.accuracy:g}: a top-1 accuracy in percent, between 0 and 100")
+    if (args.accuracy is None) != (args.accuracy_images is None):
+        raise BnnzooError("--accuracy and --accuracy-images go together: the accuracy and its number of test images")
+    if args.accuracy_images is not None and args.accuracy_images < 1:
+        raise BnnzooError(f"--accuracy-images {args.accuracy_images}: the number of test images, at least 1")
+    evaluation = _read_eval(Path(args.eval)) if args.eval else None
     model, trained = model_from_checkpoint(args.model, args.checkpoint)
-    dataset = args.dataset or trained.dataset
+    dataset = args.dataset or (evaluation or {}).get("dataset") or trained.dataset
     metrics = dict(trained.metrics)
+    if evaluation is not None:
+        if evaluation.get("model") not in (None, model.genotype.name):
+            name = model.genotype.name
+            raise BnnzooError(f"--eval {args.eval}: measured model '{evaluation['model']}', not '{name}'")
+        if evaluation.get("dataset") not in (None, dataset):
+            raise BnnzooError(f"--eval {args.eval}: measured on {evaluation['dataset']}, but --dataset is {dataset}")
+        metrics.update({key: evaluation[key] for key in ("top1", "top5", "loss", "samples") if key in evaluation})
+        metrics["split"] = evaluation.get("split", "test")
     if args.accuracy is not None:
         if not dataset:
             raise BnnzooError("--accuracy needs --dataset: the dataset the accuracy was measured on")
-        metrics["top1"] = args.accuracy / 100  # bnnzoo's metrics are fractions
+        metrics.update(top1=args.accuracy / 100, samples=args.accuracy_images, split="test")  # fractions
     name = args.repo_id.split("/")[1] if args.repo_id else model.genotype.name
     out = Path(args.output) if args.output else Path("hub") / name
     data_config: dict[str, object] = {}
@@ -105,6 +130,20 @@ def run_publish(args: argparse.Namespace) -> int:
         print(f'load it with bnnzoo.create_model("local-dir:{folder}", pretrained=True)')
         print("upload it with --repo-id ORG/NAME")
     return 0
+
+
+def _read_eval(path: Path) -> dict:
+    """A `bnnzoo eval --json` result: top-1 (a fraction) and the number of images it was measured on."""
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BnnzooError(f"--eval {path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BnnzooError(f"--eval {path}: not the JSON of 'bnnzoo eval --json' ({exc})") from None
+    top1, samples = (result.get("top1"), result.get("samples")) if isinstance(result, dict) else (None, None)
+    if not isinstance(top1, (int, float)) or not 0 <= top1 <= 1 or not isinstance(samples, int) or samples < 1:
+        raise BnnzooError(f"--eval {path}: not the JSON of 'bnnzoo eval --json' (it needs top1 and samples)")
+    return result
 
 
 def run_export(args: argparse.Namespace) -> int:

@@ -243,7 +243,7 @@ def run_eval(args: argparse.Namespace) -> int:
         )
     name = genotype.name if genotype is not None else args.model
     if args.json:
-        print(json.dumps({"model": name, "dataset": dataset, "source": source, **result}, indent=2))
+        print(json.dumps({"model": name, "dataset": dataset, "split": "test", "source": source, **result}, indent=2))
         return 0
     print(f"{name} on {dataset} test ({result['samples']} images, {source})")
     print(f"top-1     {result['top1']:.2%}")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
 from bnnzoo.dsl.types import Genotype
 
-__all__ = ["BIBTEX", "TAGS", "model_card", "top1_of", "top5_of"]
+__all__ = ["BIBTEX", "TAGS", "Measurement", "measurements", "model_card", "top1_of", "top5_of"]
 
 TAGS = ["bnnzoo", "binary-neural-network", "image-classification", "timm"]
 PAPER_TITLE = "Searching for Robust Binary Neural Networks via Bimodal Parameter Perturbation"
@@ -71,9 +72,7 @@ def _percent(fraction: float) -> float:
     return round(fraction * 100, 2)
 
 
-def _front_matter(
-    title: str, license: str, dataset: str | None, top1: float | None, metrics: Mapping[str, Any] | None
-) -> str:
+def _front_matter(title: str, license: str, dataset: str | None, measured: Measurement | None) -> str:
     meta: dict[str, Any] = {
         "library_name": "timm",
         "license": license,
@@ -82,24 +81,33 @@ def _front_matter(
     }
     if dataset:
         meta["datasets"] = [dataset]
-    if top1 is not None:
+    if measured is not None:
         meta["metrics"] = ["accuracy"]
-        # model-index values in percent, as the Hub shows them.
-        entries: list[dict[str, Any]] = [{"type": "accuracy", "value": _percent(top1), "name": "Top-1 accuracy"}]
-        top5 = top5_of(metrics)
-        if top5 is not None:
-            entries.append({"type": "top_5_accuracy", "value": _percent(top5), "name": "Top-5 accuracy"})
+        # model-index values in percent, as the Hub shows them; top-1 and top-5 of one measurement.
+        entries: list[dict[str, Any]] = [
+            {"type": "accuracy", "value": _percent(measured.top1), "name": "Top-1 accuracy"}
+        ]
+        if measured.top5 is not None:
+            entries.append({"type": "top_5_accuracy", "value": _percent(measured.top5), "name": "Top-5 accuracy"})
         result: dict[str, Any] = {
             "task": {"type": "image-classification", "name": "Image Classification"},
             "metrics": entries,
         }
         if dataset:
             result["dataset"] = {"name": dataset, "type": dataset}
+            if measured.split:
+                result["dataset"]["split"] = measured.split
         meta["model-index"] = [{"name": title, "results": [result]}]
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
 
 
-def _op_table(info: Mapping[str, Any]) -> list[str]:
+def _shape(info: Mapping[str, Any]) -> str:
+    return "x".join(map(str, info["input_size"]))
+
+
+def _op_table(info: Mapping[str, Any], paper_info: Mapping[str, Any] | None = None) -> list[str]:
+    """This model's counts and, at the paper's input shape, the published row and the difference."""
+
     def number(value: float, digits: int) -> str:
         # Tiny models would print 0.000: keep three significant digits below the table's precision.
         return f"{value:.{digits}f}" if value == 0 or abs(value) >= 10 ** (1 - digits) else f"{value:.3g}"
@@ -115,15 +123,130 @@ def _op_table(info: Mapping[str, Any]) -> list[str]:
     lines = [
         "| | BOPs (G) | FLOPs (M) | Equiv. Ops (M) | Params (MB) |",
         "|---|---:|---:|---:|---:|",
-        row("this model", info["ours"]),
+        row(f"this model ({_shape(info)} input)", info["ours"]),
     ]
-    published = info.get("published")
+    compared = paper_info or info
+    if paper_info is not None:
+        lines.append(row(f"this genotype at the paper's {_shape(paper_info)} input", paper_info["ours"]))
+    published = compared.get("published")
     if published:
         lines.append(row(f"published ({published['model']}, paper's Table 3)", published))
-        errors = info.get("relative_error") or {}
+        errors = compared.get("relative_error") or {}
         cells = [f"{errors[key] * 100:+.1f}%" if key in errors else "-" for key in ("bops", "flops", "equiv_ops")]
         params_cell = f"{errors['params_mb'] * 100:+.1f}%" if "params_mb" in errors else "-"
         lines.append(f"| difference | {' | '.join(cells)} | {params_cell} |")
+    return lines
+
+
+def _comparison_note(info: Mapping[str, Any], paper_info: Mapping[str, Any] | str | None) -> list[str]:
+    if isinstance(paper_info, str):
+        return ["", paper_info]
+    if paper_info is None or not paper_info.get("published"):
+        return []
+    names = {"bops": "BOPs", "flops": "FLOPs", "equiv_ops": "Equiv. Ops", "params_mb": "Params"}
+    own, paper = info["ours"], paper_info["ours"]
+    changed = [label for key, label in names.items() if own.get(key) != paper.get(key)]
+    which = ", ".join(changed[:-1]) + f" and {changed[-1]}" if len(changed) > 1 else "".join(changed) or "none"
+    return [
+        "",
+        f"The paper counts its models at {_shape(paper_info)} input; this model takes {_shape(info)} images "
+        f"(figures that differ from the genotype's at the paper's input: {which}). The difference row compares "
+        f"the same genotype at the paper's {_shape(paper_info)} input.",
+    ]
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One measured accuracy: by what, on which split and how many of its images."""
+
+    what: str
+    top1: float
+    top5: float | None
+    split: str | None
+    images: int | None
+
+
+# Where bnnzoo's tools leave a measured accuracy in a metrics dict: (key prefix, what measured it,
+# the split). ``top1``/``top5``/``samples``/``split`` come from `bnnzoo eval --json`; the ``test_``
+# keys from a training run's last test pass (``test_samples`` fewer than the split with --test-limit).
+_MEASURED = (
+    ("", "bnnzoo eval, after training", "test"),
+    ("test_", "the training run's last test pass", "test"),
+    ("val_", "the training run's validation pass", "validation"),
+)
+
+
+def measurements(metrics: Mapping[str, Any] | None) -> list[Measurement]:
+    """The accuracies in ``metrics``, best documented first, each with its split and image count
+    (None where the metrics do not record it)."""
+    metrics = metrics or {}
+    found = []
+    for prefix, what, split in _MEASURED:
+        top1 = _fraction(metrics.get(prefix + "top1"))
+        if top1 is None:
+            continue
+        images = metrics.get(prefix + "samples")
+        images = images if isinstance(images, int) and not isinstance(images, bool) else None
+        top5 = _fraction(metrics.get(prefix + "top5"))
+        found.append(Measurement(what, top1, top5, str(metrics.get(prefix + "split", split)), images))
+    top1 = top1_of(metrics)
+    if not found and top1 is not None:  # another tool's keys: what it was measured on is unknown
+        found.append(Measurement("recorded with the weights", top1, top5_of(metrics), None, None))
+    return found
+
+
+def _images_text(measurement: Measurement, dataset: str | None) -> str:
+    total = _split_size(dataset) if measurement.split == "test" else None
+    if measurement.images is None:
+        return "not recorded"
+    if total is None:
+        return f"{measurement.images:,}"
+    return f"all {total:,}" if measurement.images == total else f"{measurement.images:,} of {total:,}"
+
+
+def _split_size(dataset: str | None) -> int | None:
+    if not dataset:
+        return None
+    try:
+        from bnnzoo.train.data import dataset_info
+
+        return dataset_info(dataset).test_images
+    except Exception:  # a dataset bnnzoo does not know: its split size is not known either
+        return None
+
+
+def _accuracy_lines(metrics: Mapping[str, Any] | None, dataset: str | None) -> list[str]:
+    found = measurements(metrics)
+    if not found:
+        return [
+            "No trained weights: no accuracy was measured for the weights in this repository"
+            + (f" (dataset: {dataset})." if dataset else ".")
+        ]
+    first = found[0]
+    where = f" {first.split} images of {dataset}" if dataset and first.split else " images"
+    count = _images_text(first, dataset)
+    headline = (
+        f"Top-1 **{_percent(first.top1):.2f}%**"
+        + (f" (top-5 {_percent(first.top5):.2f}%)" if first.top5 is not None else "")
+        + (f" on {count}{where}" if count != "not recorded" else " (the images it was measured on were not recorded)")
+        + f", measured by {first.what}."
+    )
+    lines = [
+        headline,
+        "",
+        "| measured by | data | images | top-1 | top-5 |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for measurement in found:
+        data = ", ".join(
+            part for part in (dataset, f"{measurement.split} split" if measurement.split else None) if part
+        )
+        top5 = f"{_percent(measurement.top5):.2f}%" if measurement.top5 is not None else "-"
+        lines.append(
+            f"| {measurement.what} | {data or 'not recorded'} | {_images_text(measurement, dataset)} | "
+            f"{_percent(measurement.top1):.2f}% | {top5} |"
+        )
+    lines += ["", "Each accuracy was measured on these weights, on the images counted beside it."]
     return lines
 
 
@@ -143,12 +266,18 @@ def model_card(
     diagram_note: str | None = None,
     files: Mapping[str, str] | None = None,
     license: str = "apache-2.0",
+    paper_info: Mapping[str, Any] | str | None = None,
 ) -> str:
-    """The text of ``README.md``: front matter for the Hub, then the card's body in Markdown."""
-    top1 = top1_of(metrics)
+    """The text of ``README.md``: front matter for the Hub, then the card's body in Markdown.
+
+    ``info`` holds the model's op counts at its own input; ``paper_info`` the same genotype's at the
+    paper's input with the published row, when the model's input differs from the paper's (or, as
+    text, why the genotype is not compared with the paper).
+    """
+    found = measurements(metrics)
     hub_name = repo_id or "ORG/NAME"
     meta = genotype.metadata
-    lines = [_front_matter(title, license, dataset, top1, metrics)]
+    lines = [_front_matter(title, license, dataset, found[0] if found else None)]
     lines += [
         f"# {title}",
         "",
@@ -174,13 +303,14 @@ def model_card(
         "",
         "## Op counts",
         "",
-        *_op_table(info),
+        *_op_table(info, paper_info if isinstance(paper_info, Mapping) else None),
+        *_comparison_note(info, paper_info),
         "",
         "Counted as the paper counts them: BOPs are binary multiply-accumulates, FLOPs real ones, "
         "Equiv. Ops = FLOPs + BOPs / 64; Params count 1 bit per binary weight and 32 bits per real weight "
         "(BatchNorm, RPReLU and RSign parameters are folded at deployment and not counted).",
     ]
-    published = info.get("published")
+    published = (paper_info if isinstance(paper_info, Mapping) else info).get("published")
     if published and (published.get("cifar10_top1") is not None or published.get("cifar100_top1") is not None):
         claims = [
             f"CIFAR-{n} {published[f'cifar{n}_top1']}%"
@@ -192,20 +322,10 @@ def model_card(
             f"The paper reports {', '.join(claims)} top-1 for {published['model']}: the paper's claim, "
             "not a measurement of these weights.",
         ]
-    lines += ["", "## Accuracy", ""]
-    if top1 is not None:
-        where = f" on {dataset}" if dataset else ""
-        top5 = top5_of(metrics)
-        also = f" (top-5: {_percent(top5):.2f}%)" if top5 is not None else ""
-        lines.append(f"Measured top-1 accuracy{where}: **{_percent(top1):.2f}%**{also}.")
-        extra = {key: value for key, value in (metrics or {}).items() if isinstance(value, (int, float, str))}
-        if extra:
-            lines += ["", "All metrics of the checkpoint:", "", "```json", json.dumps(extra, indent=2), "```"]
-    else:
-        lines.append(
-            "No trained weights: no accuracy was measured for the weights in this repository"
-            + (f" (dataset: {dataset})." if dataset else ".")
-        )
+    lines += ["", "## Accuracy", "", *_accuracy_lines(metrics, dataset)]
+    extra = {key: value for key, value in (metrics or {}).items() if isinstance(value, (int, float, str))}
+    if found and extra:
+        lines += ["", "All recorded metrics:", "", "```json", json.dumps(extra, indent=2), "```"]
     lines += ["", "## Training recipe", ""]
     if recipe:
         lines += ["```yaml", yaml.safe_dump(dict(recipe), sort_keys=True).rstrip(), "```"]

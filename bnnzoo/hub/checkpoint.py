@@ -113,7 +113,7 @@ def read_checkpoint(path: str | os.PathLike) -> TrainedState:
     kind = meta.get("format") if meta else None
     if kind == FINAL_FORMAT:
         weights = path.with_suffix(".safetensors")
-        metrics = {key: meta[key] for key in ("test_top1", "test_top5", "test_loss") if key in meta}
+        metrics = {key: meta[key] for key in ("test_top1", "test_top5", "test_loss", "test_samples") if key in meta}
         recipe = meta.get("recipe")
         return TrainedState(
             _strip_wrappers(load_safetensors(weights)),

@@ -9,6 +9,7 @@ architecture ``bnnzoo_genotype`` and carries the genotype text in ``model_args``
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -22,6 +23,7 @@ from safetensors.torch import save_file
 from bnnzoo._atomic import atomic_path, atomic_write_text
 from bnnzoo.build.binary import BinaryConv2d
 from bnnzoo.build.network import BinaryNet
+from bnnzoo.dsl.types import Genotype
 from bnnzoo.errors import HubError, ModelError
 
 __all__ = ["hub_config", "stage_repo"]
@@ -62,6 +64,32 @@ def _normalisation(
     return default_normalisation(channels)
 
 
+def staged_genotype(model: BinaryNet, data_config: Mapping[str, Any] | None = None) -> Genotype:
+    """The model's genotype with the input shape and classes it was trained for: ``in_chans``, the
+    height and width of ``data_config["input_size"]`` (else the genotype's) and ``num_classes``.
+    When they differ from the genotype file's, a comment line says so (its figures are the file's)."""
+    genotype = model.genotype
+    _, height, width = genotype.input_shape
+    if data_config and data_config.get("input_size") is not None:
+        size = tuple(int(v) for v in data_config["input_size"])
+        if len(size) != 3 or size[0] != model.in_chans:
+            raise HubError(f"data_config input_size {size} must be (C, H, W) with C = in_chans = {model.in_chans}")
+        _, height, width = size
+    shape, classes = (int(model.in_chans), height, width), int(model.num_classes)
+    if (shape, classes) == (genotype.input_shape, genotype.num_classes):
+        return genotype
+    note = (
+        f"Staged for input {_shape_text(shape)} and {classes} classes, as trained; the genotype file "
+        f"'{genotype.name}' has input {_shape_text(genotype.input_shape)} and {genotype.num_classes} classes."
+    )
+    comments = (*genotype.comments, "", note) if genotype.comments else (note,)
+    return dataclasses.replace(genotype, input_shape=shape, num_classes=classes, comments=comments)
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape))
+
+
 def hub_config(
     model: BinaryNet,
     *,
@@ -69,21 +97,17 @@ def hub_config(
     data_config: Mapping[str, Any] | None = None,
     license: str = "apache-2.0",
 ) -> dict[str, Any]:
-    """timm's ``config.json`` for ``model``: architecture ``bnnzoo_genotype``, genotype in ``model_args``."""
+    """timm's ``config.json`` for ``model``: architecture ``bnnzoo_genotype``, the staged genotype
+    (:func:`staged_genotype`) in ``model_args``."""
     from bnnzoo.dsl import to_text
-    from bnnzoo.zoo.models import GENERIC_ARCHITECTURE, PAPER_ID
+    from bnnzoo.zoo.models import GENERIC_ARCHITECTURE, PAPER_ID, pool_size
 
     data_config = dict(data_config or {})
     unknown = set(data_config) - set(_DATA_KEYS)
     if unknown:
         raise HubError(f"unknown data_config keys: {', '.join(sorted(unknown))} (known: {', '.join(_DATA_KEYS)})")
-    genotype = model.genotype
+    genotype = staged_genotype(model, data_config)
     _, height, width = genotype.input_shape
-    if data_config.get("input_size") is not None:
-        size = tuple(int(v) for v in data_config["input_size"])
-        if len(size) != 3 or size[0] != model.in_chans:
-            raise HubError(f"data_config input_size {size} must be (C, H, W) with C = in_chans = {model.in_chans}")
-        _, height, width = size
     mean, std = _normalisation(model, dataset, data_config)
     pool = _pool_type(model)
     model_args: dict[str, Any] = {
@@ -106,7 +130,7 @@ def hub_config(
         "mean": list(mean),
         "std": list(std),
         "num_classes": int(model.num_classes),
-        "pool_size": None,
+        "pool_size": list(pool_size(genotype)),
         "first_conv": "stem.conv",
         "classifier": "fc",
         "license": license,
@@ -122,6 +146,41 @@ def hub_config(
     config["model_args"] = model_args
     config["pretrained_cfg"] = pretrained_cfg
     return config
+
+
+def _op_counts(
+    model: BinaryNet, genotype: Genotype, input_size: tuple[int, ...]
+) -> tuple[dict[str, Any], dict[str, Any] | str | None]:
+    """The model's op counts at its input, and the comparison with the paper's Table 3.
+
+    The paper counts its models at the zoo genotype's input and class count. At that shape the
+    model's own counts are compared directly (``info`` carries the published row; second value
+    None). At another shape the same genotype is profiled again at the paper's shape for the
+    comparison (second value: that info). A genotype named like a Table 3 model but built
+    differently from the zoo's is not compared (second value: why).
+    """
+    from bnnzoo.dsl.library import zoo_genotype, zoo_genotype_names
+    from bnnzoo.profile import profile, published_row
+    from bnnzoo.profile.report import info_dict
+
+    result = profile(model, input_size)
+    row = published_row(genotype.name)
+    if row is None or genotype.name not in zoo_genotype_names():
+        return info_dict(genotype.name, genotype.space, result, row), None
+    paper = zoo_genotype(genotype.name)
+    as_paper = dataclasses.replace(genotype, input_shape=paper.input_shape, num_classes=paper.num_classes)
+    if as_paper != paper:
+        why = (
+            f"This genotype is named like the paper's {row.model} but differs from bnnzoo's '{paper.name}', "
+            "so its op counts are not compared with the paper's."
+        )
+        return info_dict(genotype.name, genotype.space, result, None), why
+    if tuple(input_size) == paper.input_shape and model.num_classes == paper.num_classes:
+        return info_dict(genotype.name, genotype.space, result, row), None
+    at_paper_shape = profile(paper)
+    return info_dict(genotype.name, genotype.space, result, None), info_dict(
+        paper.name, paper.space, at_paper_shape, row
+    )
 
 
 def _safe_name(name: str) -> str:
@@ -182,8 +241,6 @@ def stage_repo(
     """
     from bnnzoo.dsl import dump
     from bnnzoo.hub.card import model_card
-    from bnnzoo.profile import profile, published_row
-    from bnnzoo.profile.report import info_dict
 
     if not isinstance(model, BinaryNet):
         raise ModelError(f"stage_repo needs a bnnzoo BinaryNet (built from a genotype), got {type(model).__name__}")
@@ -204,7 +261,7 @@ def stage_repo(
     if folder.exists() and not folder.is_dir():
         raise HubError(f"{folder}: exists and is not a folder")
     folder.mkdir(parents=True, exist_ok=True)
-    genotype = model.genotype
+    genotype = staged_genotype(model, data_config)
     stem = _safe_name(genotype.name)
     config = hub_config(model, dataset=dataset, data_config=data_config, license=license)
 
@@ -226,12 +283,12 @@ def stage_repo(
     files["README.md"] = "this model card"
 
     input_size = tuple(config["pretrained_cfg"]["input_size"])
-    result = profile(model, input_size)
-    info = info_dict(genotype.name, genotype.space, result, published_row(genotype.name))
+    info, paper_info = _op_counts(model, genotype, input_size)
     title = repo_id.split("/")[1] if repo_id else genotype.name
     card = model_card(
         genotype,
         info,
+        paper_info=paper_info,
         title=title,
         repo_id=repo_id,
         num_classes=model.num_classes,

@@ -78,19 +78,21 @@ _CIFAR10_CLASSES = (
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """Static facts about a dataset: class count, image shape (C, H, W) and normalisation."""
+    """Static facts about a dataset: class count, image shape (C, H, W), normalisation and the size
+    of its test split, where that is fixed."""
 
     name: str
     num_classes: int
     input_shape: tuple[int, int, int]
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    test_images: int | None = None
 
 
 _INFOS = {
-    "fashion_mnist": DatasetInfo("fashion_mnist", 10, (1, 28, 28), (0.2860,), (0.3530,)),
-    "cifar10": DatasetInfo("cifar10", 10, (3, 32, 32), (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-    "cifar100": DatasetInfo("cifar100", 100, (3, 32, 32), (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "fashion_mnist": DatasetInfo("fashion_mnist", 10, (1, 28, 28), (0.2860,), (0.3530,), 10_000),
+    "cifar10": DatasetInfo("cifar10", 10, (3, 32, 32), (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 10_000),
+    "cifar100": DatasetInfo("cifar100", 100, (3, 32, 32), (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), 10_000),
     "imagefolder": DatasetInfo("imagefolder", 1000, (3, 224, 224), _IMAGENET_MEAN, _IMAGENET_STD),
     # Uniform random bytes: mean 0.5, std 1/sqrt(12) after scaling to [0, 1].
     "synthetic": DatasetInfo("synthetic", 10, (3, 32, 32), (0.5,) * 3, (0.2887,) * 3),

@@ -14,7 +14,7 @@ from bnnzoo.dsl.library import SUFFIX, resolve_genotype, zoo_genotype_names
 from bnnzoo.dsl.types import Genotype
 from bnnzoo.errors import ModelError
 from bnnzoo.zoo import models  # noqa: F401  (registers the zoo with timm)
-from bnnzoo.zoo.models import GENERIC_ARCHITECTURE
+from bnnzoo.zoo.models import GENERIC_ARCHITECTURE, check_tag
 
 __all__ = ["create_model", "list_models", "pretrained_tags"]
 
@@ -64,6 +64,9 @@ def _looks_like_path(model: object) -> bool:
 
 
 def _require_weights(name: str) -> None:
+    base, _, tag = name.partition(".")
+    if tag:
+        check_tag(base, tag)
     cfg = get_pretrained_cfg(name, allow_unregistered=False)
     if cfg is None or not cfg.has_weights:
         tags = pretrained_tags(name.split(".")[0])

@@ -9,6 +9,7 @@ whose ``model_args`` carry the genotype rebuilds a searched model this way.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model, resolve_pretrained_cfg
 
 from bnnzoo import dsl
+from bnnzoo._suggest import did_you_mean
 from bnnzoo.dsl.library import zoo_genotype, zoo_genotype_names
 from bnnzoo.dsl.types import Genotype, LayerList
 from bnnzoo.errors import ModelError
@@ -40,11 +42,36 @@ def default_normalisation(channels: int) -> tuple[tuple[float, ...], tuple[float
     return NORMALISATION.get(channels, ((0.5,) * channels, (0.5,) * channels))
 
 
-def _published_weights() -> dict[str, dict[str, dict[str, Any]]]:
+def _weights_file() -> dict[str, Any]:
     from importlib import resources
 
-    data = json.loads(resources.files(__package__).joinpath(_WEIGHTS_FILE).read_text(encoding="utf-8"))
-    return data["models"]
+    return json.loads(resources.files(__package__).joinpath(_WEIGHTS_FILE).read_text(encoding="utf-8"))
+
+
+def _published_weights() -> dict[str, dict[str, dict[str, Any]]]:
+    """model -> tag -> timm pretrained-config fields (with ``hf_hub_id``) of the published weights."""
+    return _weights_file()["models"]
+
+
+def unpublished_tags() -> dict[str, dict[str, str]]:
+    """model -> tag -> why: tags that are named (in the README) but have no weights to load."""
+    return _weights_file().get("unpublished", {})
+
+
+def check_tag(name: str, tag: str) -> None:
+    """Raise :class:`ModelError` unless ``name.tag`` is a registered config: bnnzoo's "no trained
+    weights" for a tag that is named but unpublished, a list of the tags for an unknown one."""
+    import timm
+
+    why = unpublished_tags().get(name, {}).get(tag)
+    with_weights = timm.list_models(name, pretrained=True)
+    available = ", ".join(with_weights) or "none yet"
+    if why is not None:
+        raise ModelError(f"'{name}.{tag}' has no trained weights: {why} (tags with weights: {available})")
+    tags = [model.split(".", 1)[1] for model in timm.list_models(name, include_tags=True) if "." in model]
+    if tag not in tags:
+        tags += unpublished_tags().get(name, {})  # named ones too, for the suggestion
+        raise ModelError(f"'{name}' has no tag '{tag}'{did_you_mean(tag, tags)}")
 
 
 def pool_size(genotype: Genotype) -> tuple[int, int]:
@@ -86,10 +113,15 @@ def _zoo_cfgs() -> dict[str, dict[str, Any]]:
     cfgs: dict[str, dict[str, Any]] = {}
     for name in zoo_genotype_names():
         genotype = zoo_genotype(name)
-        # The untagged config has no weights; trained tags follow, as published.
+        # The untagged config has no weights; trained tags follow, as published, each at the input
+        # size and class count it was trained for (which set timm's in_chans and num_classes).
         cfgs[f"{name}.untrained"] = _cfg(genotype)
         for tag, weights in published.get(name, {}).items():
-            cfgs[f"{name}.{tag}"] = _cfg(genotype, **weights)
+            shape = tuple(weights.get("input_size", genotype.input_shape))
+            trained = dataclasses.replace(
+                genotype, input_shape=shape, num_classes=weights.get("num_classes", genotype.num_classes)
+            )
+            cfgs[f"{name}.{tag}"] = _cfg(trained, **weights)
     cfgs[f"{GENERIC_ARCHITECTURE}.untrained"] = _cfg()
     return cfgs
 
@@ -104,6 +136,8 @@ FEATURE_CFG = {"feature_cls": "getter", "out_indices": None}
 def _create(variant: str, genotype: Genotype, pretrained: bool = False, **kwargs: Any) -> BinaryNet:
     from bnnzoo.build.network import BinaryNet
 
+    if isinstance(kwargs.get("pretrained_cfg"), str):  # the tag of "name.tag"
+        check_tag(variant, kwargs["pretrained_cfg"])
     if pretrained:
         cfg = resolve_pretrained_cfg(
             variant,
