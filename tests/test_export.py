@@ -8,7 +8,7 @@ import struct
 import pytest
 import torch
 from safetensors.torch import save_file
-from tiny import genotype_text, trained
+from tiny import TWO_CELLS, genotype_text, trained
 
 import bnnzoo
 from bnnzoo.build.binary import BinaryConv2d, weight_scale
@@ -53,22 +53,7 @@ layers {
 CELLS = genotype_text(
     "tiny_cells",
     "bnas",
-    """layers 3
-channels 4
-reductions 1 2
-
-cell normal {
-  node 2 = bin_conv_3x3(0) + none(1)
-  node 3 = bin_dil_conv_3x3(1) + avg_pool_3x3(2)
-  concat 2 3
-}
-
-cell reduction {
-  node 2 = max_pool_3x3(0) + bin_conv_5x5(1)
-  node 3 = none(2) + bin_conv_3x3(1)
-  concat 2 3
-}
-""",
+    "layers 3\nchannels 4\nreductions 1 2\n" + TWO_CELLS,
     stem="conv3x3 12",
 )
 

@@ -13,7 +13,7 @@ import torch
 import torch.fx
 from timm.models import get_notrace_modules
 from timm.models._features_fx import create_feature_extractor
-from tiny import genotype_text
+from tiny import TWO_CELLS, genotype_text
 
 import bnnzoo
 from bnnzoo.build.binary import BinaryConv2d, RSign
@@ -30,22 +30,7 @@ LAYERS = genotype_text(
 CELLS = genotype_text(
     "contract_cells",
     "bnas",
-    """layers 4
-channels 4
-reductions 1 3
-
-cell normal {
-  node 2 = bin_conv_3x3(0) + none(1)
-  node 3 = bin_dil_conv_3x3(1) + avg_pool_3x3(2)
-  concat 2 3
-}
-
-cell reduction {
-  node 2 = max_pool_3x3(0) + bin_conv_5x5(1)
-  node 3 = none(2) + bin_conv_3x3(1)
-  concat 2 3
-}
-""",
+    "layers 4\nchannels 4\nreductions 1 3\n" + TWO_CELLS,
     stem="conv3x3 8 s2",
 )
 TEXTS = {"layers": LAYERS, "cells": CELLS}

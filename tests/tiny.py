@@ -6,6 +6,21 @@ import torch
 
 import bnnzoo
 
+# Two small cells for bnas-space test genotypes: each op kind once, a pool and a conv in each cell.
+TWO_CELLS = """
+cell normal {
+  node 2 = bin_conv_3x3(0) + none(1)
+  node 3 = bin_dil_conv_3x3(1) + avg_pool_3x3(2)
+  concat 2 3
+}
+
+cell reduction {
+  node 2 = max_pool_3x3(0) + bin_conv_5x5(1)
+  node 3 = none(2) + bin_conv_3x3(1)
+  concat 2 3
+}
+"""
+
 
 def genotype_text(name: str, space: str, body: str, *, input: str = "3x16x16", stem: str = "conv3x3 8") -> str:
     """A genotype file with the usual tiny header (10 classes, avgpool fc head) and ``body``."""
