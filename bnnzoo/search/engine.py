@@ -35,7 +35,7 @@ from torch import nn
 
 from bnnzoo import _distributed as dist_utils
 from bnnzoo._atomic import atomic_write_text
-from bnnzoo._checkpoint import load_checkpoint, save_checkpoint
+from bnnzoo._checkpoint import load_checkpoint, remove_leftovers, save_checkpoint
 from bnnzoo.dsl import dump, to_text
 from bnnzoo.dsl.types import Genotype
 from bnnzoo.errors import SearchError
@@ -253,6 +253,7 @@ class Searcher:
         done_steps = 0
         previous = signal.getsignal(signal.SIGINT)
         if self.dist.is_main:
+            remove_leftovers(self.output / CHECKPOINT, others=(LOG, f"{c.name}.bnn"))  # of a killed run
             signal.signal(signal.SIGINT, self._on_interrupt)
         try:
             while self.epoch < c.epochs:

@@ -46,19 +46,23 @@ Data and determinism
     ``batch_size`` is per process.
 
 Files in ``output_dir`` (only the main process writes)
-    ``checkpoint.safetensors`` + ``checkpoint.json`` (via :func:`bnnzoo._checkpoint.save_checkpoint`,
-    never pickle): model, optimizer, scheduler and GradScaler states, completed epochs, step, phase,
-    RNG states (torch CPU, CUDA, Python ``random``), the config, the genotype text and the metrics
-    history; written after every epoch and when training is interrupted. ``metrics.jsonl``: one
-    JSON line per epoch (phase, epoch, step, train loss/acc, test loss/top-1/top-5, samples seen, lr
-    of the epoch's last step, seconds), appended and flushed; on resume it is rewritten from the checkpoint's history,
-    so earlier lines are kept and no line is duplicated. At the end ``final.safetensors`` (the model
+    ``checkpoint.json`` + the ``checkpoint.<hash>.safetensors`` it names (via
+    :func:`bnnzoo._checkpoint.save_checkpoint`, never pickle; at every instant the pair on disk is
+    complete, whenever the process is killed): model, optimizer, scheduler and GradScaler states,
+    completed epochs, step, phase, RNG states (torch CPU, CUDA, Python ``random``), the config, the
+    genotype text and the metrics history; written after every epoch and when training is
+    interrupted. ``metrics.jsonl``: one JSON line per epoch (phase, epoch, step, train loss/acc,
+    test loss/top-1/top-5, samples seen, lr of the epoch's last step, seconds), appended and
+    flushed; on resume it is rewritten from the checkpoint's history, so earlier lines are kept
+    and no line is duplicated. At the end ``final.safetensors`` (the model
     state dict only) and ``final.json`` (genotype text, dataset, test top-1/top-5/loss, recipe).
 
 Interrupting and resuming
     Ctrl-C (SIGINT, in the main thread) lets the current optimizer step finish, saves the
     checkpoint (mid-epoch if need be) and raises :class:`TrainingInterrupted`, a
-    ``KeyboardInterrupt``; a second Ctrl-C aborts at once, keeping the previous checkpoint. An
+    ``KeyboardInterrupt``; a second Ctrl-C aborts at once and saves nothing (the state may be half
+    a step), keeping the previous checkpoint, however many more presses follow. Start and resume
+    remove what a killed run left (temporary files, unnamed checkpoint tensors). An
     ``on_epoch`` callback that raises ``KeyboardInterrupt`` has the same effect at the end of an
     epoch. ``resume=True`` continues from ``output_dir/checkpoint``: the genotype and the recipe
     fields (:data:`RECIPE_FIELDS`) must match, the runtime fields (device, workers, data root,
@@ -100,7 +104,7 @@ from torch.utils.data.distributed import DistributedSampler
 
 from bnnzoo import __version__, dsl
 from bnnzoo._atomic import atomic_path, atomic_write_text
-from bnnzoo._checkpoint import load_checkpoint, load_safetensors, save_checkpoint
+from bnnzoo._checkpoint import load_checkpoint, load_safetensors, remove_checkpoint, remove_leftovers, save_checkpoint
 from bnnzoo._distributed import DistInfo, all_reduce_sum, cleanup, init_distributed
 from bnnzoo.build.binary import BinaryConv2d, set_binary_weights
 from bnnzoo.errors import BnnzooError, DataError, ModelError, WeightsError
@@ -206,8 +210,10 @@ class _Run:
         self.info = info
         self.on_epoch = on_epoch
         self.amp_dtype = AMP_DTYPES[config.amp_dtype] if config.amp else None
-        self.stop_requested = False
-        self.in_update = False
+        self.stop_requested = False  # a first Ctrl-C: stop after this step
+        self.aborted = False  # a later Ctrl-C: stop at once, save nothing
+        self.in_update = False  # the state is being changed: not consistent until the change is complete
+        self.finishing = False  # handling the interrupt
         self.show_progress = info.is_main and (config.progress if config.progress is not None else sys.stderr.isatty())
 
     # -- setup -----------------------------------------------------------------------------
@@ -413,6 +419,7 @@ class _Run:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             if config.overwrite:
                 self._remove_old_run()
+            self._remove_leftovers()
             self._rewrite_metrics()
         self.phase = config.phase_of_epoch(min(self.epoch, config.epochs - 1))
         self.optimizer: torch.optim.Optimizer | None = None
@@ -526,8 +533,7 @@ class _Run:
                     bar.update(1)
                 if self._should_stop():
                     raise KeyboardInterrupt
-        finally:
-            self.in_update = False
+        finally:  # in_update stays True when a step was cut short: that state must not be saved
             if bar is not None:
                 bar.close()
         self._end_epoch(time.perf_counter() - started)
@@ -552,9 +558,11 @@ class _Run:
             "lr": self.last_lr,
             "seconds": round(seconds, 3),
         }
+        self.in_update = True
         self.epoch += 1
         self.progress = _EpochProgress()
         self.history.append(record)
+        self.in_update = False
         if self.info.is_main:
             self._save_checkpoint()
             with open(self.metrics_path, "a", encoding="utf-8") as handle:
@@ -623,37 +631,43 @@ class _Run:
         atomic_write_text(self.metrics_path, text)
 
     def _remove_old_run(self) -> None:
-        for name in (
-            f"{CHECKPOINT_NAME}.json",
-            f"{CHECKPOINT_NAME}.safetensors",
-            METRICS_NAME,
-            FINAL_INFO_NAME,
-            FINAL_WEIGHTS_NAME,
-        ):
+        remove_checkpoint(self.checkpoint_base)
+        for name in _RUN_FILES:
             with contextlib.suppress(FileNotFoundError):
                 (self.output_dir / name).unlink()
 
+    def _remove_leftovers(self) -> None:
+        """Remove what a killed run left: temporary files and unnamed checkpoint tensors."""
+        remove_leftovers(self.checkpoint_base, others=_RUN_FILES)
+
     def _interrupted(self, exc: BaseException) -> TrainingInterrupted:
+        """Save the state if it is that of completed steps (a first Ctrl-C); never after a later one."""
         if isinstance(exc, TrainingInterrupted):
             return exc
+        self.finishing = True
         progress = self.progress
         where = f"{self.epoch} of {self.config.epochs} epochs done"
         if progress.batches:
             where += f", {progress.batches} of {self.steps_per_epoch} batches into epoch {self.epoch + 1}"
-        checkpoint: Path | None = self.checkpoint_base.with_suffix(".json")
-        assert checkpoint is not None
-        if self.in_update:
-            # Stopped inside an optimizer step (a second Ctrl-C): the state is half updated.
-            checkpoint = checkpoint if checkpoint.is_file() else None
-            message = "training aborted in the middle of a step; " + (
-                f"the last checkpoint is {checkpoint}" if checkpoint else "no checkpoint was written"
-            )
-        else:
+        checkpoint = self.checkpoint_base.with_suffix(".json")
+        saved = False
+        if not (self.aborted or self.in_update):
             if self.info.enabled:
                 progress.sums = all_reduce_sum(_sums_tensor(progress.sums, self.device), self.info).tolist()
-            if self.info.is_main:
-                self._save_checkpoint()
+            try:
+                if self.info.is_main:
+                    self._save_checkpoint()
+                saved = True
+            except KeyboardInterrupt:  # Ctrl-C again while saving: the previous checkpoint stays complete
+                pass
+        if saved:
             message = f"training interrupted ({where}); checkpoint saved to {checkpoint}"
+        else:
+            last = checkpoint if checkpoint.is_file() else None
+            message = "training aborted before a checkpoint of the last steps was complete; " + (
+                f"the last checkpoint is {last}" if last else "no checkpoint was written"
+            )
+            checkpoint = last
         if checkpoint is not None:
             message += f"; resume by running the same command again with --resume (output folder {self.output_dir})"
         return TrainingInterrupted(message, checkpoint, is_main=self.info.is_main)
@@ -739,27 +753,36 @@ class _Run:
 
     @contextlib.contextmanager
     def _sigint_handler(self) -> Iterator[None]:
+        """Ctrl-C once: finish this step, save, stop. Again: stop at once and save nothing (the state
+        may be half updated); the handler stays installed, so any number of presses behaves so."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
         previous = signal.getsignal(signal.SIGINT)
 
         def handle(signum: int, frame: Any) -> None:
-            self.stop_requested = True
-            # A second Ctrl-C aborts at once.
-            signal.signal(signal.SIGINT, previous if callable(previous) else signal.default_int_handler)
-            if self.info.is_main:
-                print(
-                    "\nstopping after this step and saving a checkpoint (Ctrl-C again to abort)",
-                    file=sys.stderr,
-                    flush=True,
-                )
+            if not self.stop_requested:
+                self.stop_requested = True
+                if self.info.is_main:
+                    print(
+                        "\nstopping after this step and saving a checkpoint (Ctrl-C again to abort)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                return
+            if self.aborted and self.finishing:
+                return  # already stopping without saving
+            self.aborted = True
+            raise KeyboardInterrupt
 
         signal.signal(signal.SIGINT, handle)
         try:
             yield
         finally:
             signal.signal(signal.SIGINT, previous)
+
+
+_RUN_FILES = (METRICS_NAME, FINAL_INFO_NAME, FINAL_WEIGHTS_NAME)
 
 
 def _dataset_classes(dataset: Dataset[Any], default: int) -> int:
