@@ -281,6 +281,73 @@ def test_training_killed_at_every_point_of_a_save_resumes_exactly(genotype, unin
     assert done and k >= 12, k
 
 
+@pytest.fixture(scope="module")
+def whole_search(tmp_path_factory):
+    """An uninterrupted tiny search (3 epochs of 1 step): its genotype text and alphas."""
+    from dataclasses import replace
+
+    from test_search import tiny
+
+    from bnnzoo.search import run_search
+    from bnnzoo.search.engine import Searcher
+
+    torch.set_num_threads(1)
+    folder = tmp_path_factory.mktemp("search")
+    config = tiny("bnas", folder, epochs=3, max_steps=1)
+    whole = replace(config, output=str(folder / "whole"))
+    result = run_search(whole)
+    alphas = [module.alpha.detach().clone() for module in Searcher(whole, resume=True).arch]
+    return config, _genotype_text(result.genotype_path), alphas
+
+
+def _genotype_text(path: Path) -> str:
+    return path.read_text().split("meta search.seconds")[0]
+
+
+def _kill_search_and_resume(whole_search, tmp_path: Path, k: int) -> int:
+    """Kill the second checkpoint save of the search at point k, resume, compare; the child's status."""
+    from dataclasses import replace
+
+    import bnnzoo.search.engine as engine
+    from bnnzoo.search import run_search
+    from bnnzoo.search.engine import Searcher
+
+    torch.set_num_threads(1)
+    config, genotype, alphas = whole_search
+    cut = replace(config, output=str(tmp_path / f"k{k}"))
+    crash = CrashPoint(k, armed=False)
+
+    def work() -> None:
+        real_save, saves = engine.save_checkpoint, []
+
+        def save_and_arm(path, value):
+            saves.append(path)
+            crash.armed = len(saves) == 2
+            return real_save(path, value)
+
+        engine.save_checkpoint = save_and_arm
+        run_search(cut)
+
+    status = in_child(work, crash)
+    assert status in (KILLED, ALL_DONE), (k, status)
+    if status == KILLED:
+        resumed = Searcher(cut, resume=True)
+        result = resumed.run()
+        assert _genotype_text(result.genotype_path) == genotype, k
+        assert all(torch.equal(a.alpha, b) for a, b in zip(resumed.arch, alphas)), k
+        named = _named(Path(cut.output) / "checkpoint")
+        assert files(Path(cut.output)) == {"checkpoint.json", named, "search_log.jsonl", f"{cut.name}.bnn"}, k
+    return status
+
+
+@pytest.mark.parametrize("k", [2, 7, 13], ids=["writing-tensors", "between-renames", "after-commit"])
+def test_search_killed_while_saving_resumes_exactly(whole_search, tmp_path: Path, k: int) -> None:
+    """A search killed during its second checkpoint (after epoch 2 of 3) resumes to the uninterrupted
+    genotype with bit-identical alphas: killed in the tensor write, between the two renames, after.
+    (The search saves with the same save_checkpoint, swept point by point above.)"""
+    assert _kill_search_and_resume(whole_search, tmp_path, k) == KILLED
+
+
 # -- Ctrl-C -------------------------------------------------------------------------------------------
 
 
@@ -401,3 +468,30 @@ def test_cli_train_two_ctrl_c_20_ms_apart(genotype, tmp_path: Path) -> None:
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     a, b = load_file(tmp_path / "full" / "final.safetensors"), load_file(cut / "final.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_search_ctrl_c_twice_mid_step_keeps_the_last_complete_checkpoint(whole_search, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from bnnzoo.search.engine import Searcher
+
+    torch.set_num_threads(1)
+    config, genotype, alphas = whole_search
+    cut = replace(config, output=str(tmp_path / "cut"))
+    searcher = Searcher(cut)
+    forwards = []
+
+    def hook(module, inputs, output) -> None:
+        forwards.append(searcher.epoch)
+        if searcher.epoch == 1 and forwards.count(1) == 2:  # the weight step of epoch 2's first step
+            _press_ctrl_c(2)
+
+    searcher.model.register_forward_hook(hook)
+    with pytest.raises(KeyboardInterrupt):
+        searcher.run()
+    saved = load_checkpoint(Path(cut.output) / "checkpoint")
+    assert (saved["epoch"], saved["step"]) == (1, 0)  # epoch 1's checkpoint, not half of epoch 2's step
+    resumed = Searcher(cut, resume=True)
+    result = resumed.run()
+    assert _genotype_text(result.genotype_path) == genotype
+    assert all(torch.equal(a.alpha, b) for a, b in zip(resumed.arch, alphas))
