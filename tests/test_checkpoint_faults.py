@@ -146,6 +146,11 @@ def files(folder: Path) -> set[str]:
     return {path.name for path in folder.iterdir()}
 
 
+def leftovers(folder: Path) -> set[str]:
+    """The temporary and tensor files in ``folder``: after a start or resume, only the named ones."""
+    return {name for name in files(folder) if name.endswith((".tmp", ".safetensors"))}
+
+
 # -- the write sequence, point by point ------------------------------------------------------------
 
 
@@ -277,7 +282,7 @@ def test_training_killed_at_every_point_of_a_save_resumes_exactly(genotype, unin
         assert_same_weights(uninterrupted.model, resumed.model)
         assert [r["train_loss"] for r in resumed.metrics] == [r["train_loss"] for r in uninterrupted.metrics]
         named = _named(output / "checkpoint")
-        assert files(output) == {"checkpoint.json", named, "metrics.jsonl", "final.json", "final.safetensors"}, k
+        assert leftovers(output) == {named, "final.safetensors"}, k
     assert done and k >= 12, k
 
 
@@ -335,8 +340,7 @@ def _kill_search_and_resume(whole_search, tmp_path: Path, k: int) -> int:
         result = resumed.run()
         assert _genotype_text(result.genotype_path) == genotype, k
         assert all(torch.equal(a.alpha, b) for a, b in zip(resumed.arch, alphas)), k
-        named = _named(Path(cut.output) / "checkpoint")
-        assert files(Path(cut.output)) == {"checkpoint.json", named, "search_log.jsonl", f"{cut.name}.bnn"}, k
+        assert leftovers(Path(cut.output)) == {_named(Path(cut.output) / "checkpoint")}, k
     return status
 
 
