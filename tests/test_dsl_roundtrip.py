@@ -31,7 +31,7 @@ from bnnzoo.dsl import (
     spaces,
     to_text,
 )
-from bnnzoo.dsl.validate import estimate_parameters
+from bnnzoo.dsl.validate import estimate_activations, estimate_parameters
 
 ZOO = Path(__file__).resolve().parents[1] / "genotypes"
 
@@ -103,13 +103,13 @@ def max_reductions(height: int, width: int) -> int:
 
 
 def within_parameter_bound(genotype: Genotype) -> bool:
-    """The validator's estimate, also with repeats unrolled (a repeated block's later copies are
-    wider than its first), stays under the bound: robust to either way of counting repeats."""
+    """The validator's estimates, also with repeats unrolled (a repeated block's later copies are
+    wider than its first), stay under the bounds: robust to either way of counting repeats."""
     estimates = [estimate_parameters(genotype)]
     if isinstance(genotype.body, LayerList):
         unrolled = LayerList(tuple(genotype.body.expanded()))
         estimates.append(estimate_parameters(dataclasses.replace(genotype, body=unrolled)))
-    return max(estimates) <= spaces.MAX_PARAMETERS
+    return max(estimates) <= spaces.MAX_PARAMETERS and estimate_activations(genotype) <= spaces.MAX_ACTIVATIONS
 
 
 @st.composite
@@ -130,12 +130,14 @@ def mbconv_layers(draw, stem_channels: int, strides_left: int) -> LayerList:
             layers.append(Skip(repeat))
             continue
         kernel = draw(st.sampled_from(spaces.MBCONV_KERNELS))
-        # The g=2 group conv needs an even hidden width: odd channels take an even expansion.
-        even = tuple(e for e in range(2, spaces.MBCONV_MAX_EXPANSION + 1, 2))
-        expansion = draw(st.integers(1, spaces.MBCONV_MAX_EXPANSION) if channels % 2 == 0 else st.sampled_from(even))
         # An MB block never narrows: its shortcut only fills channels up.
         grow = draw(rarely(st.just(spaces.MAX_CHANNELS), st.one_of(st.just(0), st.integers(0, 8), st.integers(0, 64))))
         out = min(channels + grow, spaces.MAX_CHANNELS)
+        # The g=2 group conv needs an even hidden width in every copy: odd channels (the first copy
+        # reads `channels`, the others `out`) take an even expansion.
+        even = tuple(e for e in range(2, spaces.MBCONV_MAX_EXPANSION + 1, 2))
+        odd = channels % 2 or (repeat > 1 and out % 2)
+        expansion = draw(st.sampled_from(even) if odd else st.integers(1, spaces.MBCONV_MAX_EXPANSION))
         stride = draw(st.sampled_from((1, 2))) if strides_left else 1
         strides_left -= stride == 2
         layers.append(MBConv(kernel, expansion, out, stride, repeat))

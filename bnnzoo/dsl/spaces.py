@@ -54,7 +54,8 @@ MAX_LAYERS = 256
 MAX_CELL_LAYERS = 100
 MAX_CELL_NODES = 8
 MAX_EDGES_PER_NODE = 8
-MAX_PARAMETERS = 200_000_000
+MAX_PARAMETERS = 200_000_000  # parameters and buffers, as bounded by dsl.validate.estimate_parameters
+MAX_ACTIVATIONS = 2**26  # values in one feature map of one image (256 MB in float32)
 
 # The searchable MBConv space, shared by `bnnzoo search --space mbconv` and the fitting tool that
 # reconstructed the zoo's MBConv models: per layer, MB k (e) for these kernels and expansions, or

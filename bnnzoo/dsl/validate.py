@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
 from bnnzoo._suggest import did_you_mean
 from bnnzoo.dsl import spaces
@@ -37,9 +38,16 @@ def _problems(g: Genotype) -> Iterator[Problem]:
     estimate = estimate_parameters(g)
     if estimate > spaces.MAX_PARAMETERS:
         yield (
-            f"the network would have about {estimate / 1e6:.0f} M parameters, over the limit of "
+            f"the network would have up to {estimate / 1e6:.0f} M parameters, over the limit of "
             f"{spaces.MAX_PARAMETERS / 1e6:.0f} M; reduce channels, expansions or depth",
             g.spans.get("name"),
+        )
+    activations = estimate_activations(g)
+    if activations > spaces.MAX_ACTIVATIONS:
+        yield (
+            f"a feature map of one image would have up to {activations / 1e6:.0f} M values, over the limit of "
+            f"{spaces.MAX_ACTIVATIONS / 1e6:.0f} M; reduce the input size or the channels at full resolution",
+            g.spans.get("input", g.spans.get("name")),
         )
 
 
@@ -111,7 +119,7 @@ def _layer_list(g: Genotype, body: LayerList) -> Iterator[Problem]:
         yield from _bound("channels", layer.channels, 1, spaces.MAX_CHANNELS, layer.spans, "channels")
         yield from _stride(layer.stride, layer.spans)
         if isinstance(layer, MBConv):
-            yield from _mbconv_channels(layer, channels)
+            yield from _mbconv_channels(layer, channels, layer.repeat)
             if layer.kernel not in spaces.MBCONV_KERNELS:
                 kernels = ", ".join(str(k) for k in spaces.MBCONV_KERNELS)
                 yield f"kernel {layer.kernel} is outside the mbconv space (kernels {kernels})", where
@@ -127,7 +135,9 @@ def _layer_list(g: Genotype, body: LayerList) -> Iterator[Problem]:
                 )
 
 
-def _mbconv_channels(layer: MBConv, in_channels: int) -> Iterator[Problem]:
+def _mbconv_channels(layer: MBConv, in_channels: int, copies: int) -> Iterator[Problem]:
+    """The channel rules for every copy of a repeated block: copy 0 reads ``in_channels``, the others
+    ``layer.channels``."""
     where = layer.spans.get("channels")
     if layer.channels < in_channels:
         yield (
@@ -135,13 +145,20 @@ def _mbconv_channels(layer: MBConv, in_channels: int) -> Iterator[Problem]:
             "its parameter-free shortcut only fills channels up",
             where,
         )
-    hidden = in_channels * layer.expansion
-    if hidden % spaces.MBCONV_GROUPS:
-        yield (
-            f"MB{layer.kernel}({layer.expansion}) after {in_channels} channels expands to {hidden}, "
-            f"which its g={spaces.MBCONV_GROUPS} group conv cannot split; use an even expansion or even channels",
-            layer.spans.get("argument"),
-        )
+    for copy, cin in enumerate([in_channels] + [layer.channels] * (min(copies, 2) - 1)):
+        hidden = cin * layer.expansion
+        if hidden % spaces.MBCONV_GROUPS:
+            which = (
+                f"copy {copy + 1} of MB{layer.kernel}({layer.expansion}) x{copies}"
+                if copy
+                else (f"MB{layer.kernel}({layer.expansion})")
+            )
+            yield (
+                f"{which} after {cin} channels expands to {hidden}, which its g={spaces.MBCONV_GROUPS} "
+                "group conv cannot split; use an even expansion or even channels",
+                layer.spans.get("argument"),
+            )
+            return
 
 
 def _block_name(layer: object) -> str:
@@ -220,29 +237,94 @@ def _cell(cell: Cell) -> Iterator[Problem]:
             yield f"'concat' names missing node {index} (nodes are {spaces.CELL_INPUTS}..{last})", concat_at
 
 
+def _conv(cin: int, cout: int, kernel: int, groups: int = 1) -> int:
+    """At least the parameters and buffers of a conv with its extras: weights, and 8 per channel for a
+    bias, BatchNorm (weight, bias, running mean and variance, counter), RSign and RPReLU."""
+    return -(-cin // groups) * cout * kernel * kernel + 8 * (cin + cout)
+
+
+def _padded(channels: int, height: int, width: int) -> int:
+    """A feature map with room for the widest padding any op adds (4 on each side)."""
+    return channels * (height + 8) * (width + 8)
+
+
+_OP_KERNELS = {"bin_conv_3x3": 3, "bin_conv_5x5": 5, "bin_dil_conv_3x3": 3, "bin_dil_conv_5x5": 5}
+
+
 def estimate_parameters(g: Genotype) -> int:
-    """A quick upper estimate of the parameter count, used only to refuse absurd networks."""
+    """An upper bound on the parameters and buffers of the built network (refuses absurd networks)."""
+    total = _conv(g.input_shape[0], g.stem.channels, g.stem.kernel)
     channels = g.stem.channels
-    total = g.input_shape[0] * channels * g.stem.kernel**2
     if isinstance(g.body, LayerList):
-        for layer in g.body.layers:
+        for layer in g.body.expanded():
+            if isinstance(layer, MBConv):
+                hidden = channels * layer.expansion
+                total += _conv(channels, hidden, 1) + _conv(hidden, hidden, layer.kernel, spaces.MBCONV_GROUPS)
+                total += _conv(hidden, layer.channels, 1)
+            elif isinstance(layer, Basic):
+                total += _conv(channels, layer.channels, 3) + _conv(layer.channels, layer.channels, 3)
+                total += _conv(channels, layer.channels, 1)
+            channels = getattr(layer, "channels", channels)
+    else:
+        for shape in _cell_walk(g, g.body):
+            total += _conv(shape.prev_prev, shape.width, 3 if shape.after_reduction else 1)
+            total += _conv(shape.prev, shape.width, 1) + (_conv(shape.prev, shape.out, 2) if shape.reduction else 0)
+            for node in shape.cell.nodes:
+                for edge in node.edges:
+                    kernel = _OP_KERNELS.get(edge.op)
+                    total += _conv(shape.width, shape.width, kernel) if kernel else 0
+            channels = shape.out
+    return total + channels * g.num_classes + g.num_classes
+
+
+def estimate_activations(g: Genotype) -> int:
+    """An upper bound on the values in any one feature map of one image (padding included)."""
+    channels, height, width = g.input_shape
+    largest = _padded(channels, height, width)
+    if g.stem.stride == 2:
+        height, width = spaces.reduced_size(height), spaces.reduced_size(width)
+    largest = max(largest, _padded(g.stem.channels, height, width))
+    if isinstance(g.body, LayerList):
+        channels = g.stem.channels
+        for layer in g.body.expanded():
             if isinstance(layer, Skip):
                 continue
-            for copy in range(layer.repeat):
-                cin = channels if copy == 0 else layer.channels
-                if isinstance(layer, MBConv):
-                    hidden = cin * layer.expansion
-                    total += cin * hidden + layer.kernel**2 * hidden * hidden // 2 + hidden * layer.channels
-                else:
-                    total += 9 * cin * layer.channels + 9 * layer.channels**2 + cin * layer.channels
-            channels = layer.channels
+            hidden, out, strided = channels * getattr(layer, "expansion", 1), layer.channels, layer.stride == 2
+            largest = max(largest, _padded(max(channels, hidden, 0 if strided else out), height, width))
+            if strided:
+                height, width = spaces.reduced_size(height), spaces.reduced_size(width)
+            largest = max(largest, _padded(max(hidden, out), height, width))
+            channels = out
     else:
-        body = g.body
-        width = body.channels
-        edges = max(sum(len(node.edges) for node in cell.nodes) for cell in (body.normal, body.reduction))
-        for index in range(body.layers):
-            if index in body.reductions:
-                width *= 2
-            total += edges * 25 * width * width + 2 * (4 * width) * width
-        channels = 4 * width
-    return total + channels * g.num_classes
+        for shape in _cell_walk(g, g.body):
+            largest = max(
+                largest, _padded(shape.width if shape.reduction else max(shape.width, shape.out), height, width)
+            )
+            if shape.reduction:
+                height, width = spaces.reduced_size(height), spaces.reduced_size(width)
+            largest = max(largest, _padded(shape.out, height, width))
+    return largest
+
+
+@dataclass(frozen=True)
+class _CellShape:
+    cell: Cell
+    reduction: bool
+    after_reduction: bool
+    prev_prev: int  # channels of c_{k-2}
+    prev: int  # channels of c_{k-1}
+    width: int  # C of this cell
+    out: int  # channels of its output
+
+
+def _cell_walk(g: Genotype, body: CellNetwork) -> Iterator[_CellShape]:
+    """The channels of every cell, as the builder makes them."""
+    prev_prev = prev = g.stem.channels
+    width, after_reduction = body.channels, False
+    for index in range(body.layers):
+        reduction = index in body.reductions
+        width = width * 2 if reduction else width
+        cell = body.reduction if reduction else body.normal
+        out = len(cell.concat) * width
+        yield _CellShape(cell, reduction, after_reduction, prev_prev, prev, width, out)
+        prev_prev, prev, after_reduction = prev, out, reduction

@@ -12,7 +12,7 @@ Conventions (the supplement's Table 3; see docs/profiling.md):
   weights and biases of a :func:`~bnnzoo.build.cell_ops.counted_batchnorm` (the BNAS template's:
   Table 3's BNAS-A figure includes them).
 
-Counting runs one forward pass at batch size 1 with hooks on every leaf op.
+Counting runs one forward pass at batch size 1 on the ``meta`` device, with hooks on every leaf op.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
+from torch.func import functional_call
 
 from bnnzoo.build.binary import BinaryConv2d
 from bnnzoo.build.cell_ops import is_counted_batchnorm
@@ -135,9 +136,11 @@ def _count(name: str, module: nn.Module, inputs: tuple, output: torch.Tensor) ->
 
 
 def profile_module(module: nn.Module, input_size: tuple[int, ...], prefix: str = "") -> Profile:
-    """Count a module's ops at ``input_size`` (C, H, W) by running it once on zeros with hooks.
+    """Count a module's ops at ``input_size`` (C, H, W) from one forward pass on the ``meta`` device.
 
-    The module may live on the ``meta`` device: counting needs shapes, not values.
+    Counting needs shapes, not values: the module runs with meta stand-ins for its parameters and
+    buffers (``torch.func.functional_call``) on a meta input, so no activation is ever allocated,
+    whatever the input size, and the module itself is left as it was.
     """
     records: list[LayerCount] = []
     handles = []
@@ -151,12 +154,15 @@ def profile_module(module: nn.Module, input_size: tuple[int, ...], prefix: str =
                     records.append(record)
 
             handles.append(sub.register_forward_hook(hook))
+    stand_ins = {
+        name: torch.empty_like(tensor, device="meta")
+        for name, tensor in [*module.named_parameters(), *module.named_buffers()]
+    }
     was_training = module.training
     module.eval()
     try:
         with torch.no_grad():
-            device = next((p.device for p in module.parameters()), torch.device("cpu"))
-            module(torch.zeros(1, *input_size, device=device))
+            functional_call(module, stand_ins, (torch.zeros(1, *input_size, device="meta"),), strict=True)
     finally:
         module.train(was_training)
         for handle in handles:
@@ -178,7 +184,8 @@ def profile(model_or_genotype, input_size: tuple[int, int, int] | None = None) -
         genotype = resolve_genotype(
             os.fspath(model_or_genotype) if isinstance(model_or_genotype, os.PathLike) else model_or_genotype
         )
-        model = BinaryNet(genotype)
+        with torch.device("meta"):
+            model = BinaryNet(genotype)
     if input_size is None:
         genotype = getattr(model, "genotype", None)
         if genotype is None:
