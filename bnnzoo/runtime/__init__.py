@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import os
 
+from bnnzoo.runtime import _native
 from bnnzoo.runtime._native import ISA_ENV, ISAS, RuntimeUnavailableError, available, info, resolve_isa
 from bnnzoo.runtime.engine import OpTime, Runtime, compile_model
+from bnnzoo.runtime.metadata import check_against_model, check_packed_metadata
 
 __all__ = [
     "ISAS",
@@ -35,13 +37,16 @@ def load(path: str | os.PathLike, *, isa: str | None = None, threads: int | None
     """Compile the packed file at ``path`` (``bnnzoo.packed/1``) into a :class:`Runtime`.
 
     The file is read and checked by :func:`bnnzoo.export.load_packed` (format, genotype, every
-    tensor's shape); the runtime plans are then validated before the native engine sees them.
-    ``isa``: ``"avx512"``, ``"avx2"``, ``"scalar"`` or ``"auto"`` (default: ``$BNNZOO_RUNTIME_ISA``, else auto).
+    tensor's shape) and its convolution metadata against the model its genotype builds; the runtime
+    plans are then validated before the native engine sees them. ``isa``: ``"avx512"``, ``"avx2"``,
+    ``"scalar"`` or ``"auto"`` (default: ``$BNNZOO_RUNTIME_ISA``, else auto).
     """
-    from bnnzoo.export import load_packed
+    from bnnzoo.export import load_packed, read_packed_metadata
 
     _native.engine()  # fail early, before reading the file, when the engine was not built
-    return Runtime(load_packed(path), isa=isa, threads=threads)
-
-
-from bnnzoo.runtime import _native  # noqa: E402  (used by load)
+    resolve_isa(isa)
+    metadata = read_packed_metadata(path)
+    check_packed_metadata(metadata, path)
+    model = load_packed(path)
+    check_against_model(metadata, model, path)
+    return Runtime(model, isa=isa, threads=threads)
