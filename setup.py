@@ -28,7 +28,7 @@ X86 = platform.machine().lower() in {"x86_64", "amd64", "i386", "i686", "x86"}
 # translation unit -> (gcc/clang flags, MSVC flags, the macro that drops it)
 ISA_UNITS = {
     "isa_scalar.cpp": ([], [], None),
-    "isa_avx2.cpp": (["-mavx2", "-mpopcnt"], ["/arch:AVX2"], "BNNZOO_NO_AVX2"),
+    "isa_avx2.cpp": (["-mavx2", "-mfma", "-mpopcnt"], ["/arch:AVX2"], "BNNZOO_NO_AVX2"),
     "isa_avx512.cpp": (
         [
             "-mavx512f",

@@ -130,8 +130,9 @@ def dyadic(model: nn.Module, seed: int = 0) -> nn.Module:
                 m.threshold.copy_(grid(m.threshold.shape, -0.5, 0.5, 0.125))
             if isinstance(m, nn.BatchNorm2d):
                 n = m.num_features
-                m.weight.copy_(grid((n,), 0.25, 1.5, 0.25))
-                m.bias.copy_(grid((n,), -0.5, 0.5, 0.125))
+                if m.affine:
+                    m.weight.copy_(grid((n,), 0.25, 1.5, 0.25))
+                    m.bias.copy_(grid((n,), -0.5, 0.5, 0.125))
                 m.running_mean.copy_(grid((n,), -1.0, 1.0, 0.25))
                 powers = 4.0 ** torch.randint(0, 3, (n,), generator=g).double()
                 m.running_var.copy_((powers - m.eps).float())  # var + eps = 4^k exactly in float32
@@ -282,6 +283,29 @@ def test_zoo_models_are_bit_identical(name):
     model = dyadic(bnnzoo.create_model(name), seed=0)
     expected, got = _outputs(model, rt.compile_model(model), dyadic_images(2, 3, 32, seed=1))
     assert torch.equal(got, expected)
+
+
+ORDER_DEPENDENT = ("bireal_", "bnas_")  # a real convolution in the body (and BNAS's 3x3 average pools)
+
+
+@pytest.mark.slow
+def test_every_zoo_model_matches_the_float_model():
+    for name in bnnzoo.list_models():
+        model = dyadic(bnnzoo.create_model(name), seed=2)
+        expected, got = _outputs(model, rt.compile_model(model), dyadic_images(2, 3, 32, seed=3))
+        if name.startswith(ORDER_DEPENDENT):
+            assert_close(expected, got)
+        else:
+            assert torch.equal(got, expected), name
+
+
+@pytest.mark.slow
+def test_resident_weights_are_the_packed_file_size(tmp_path):
+    """The target: within 10% of the file (measured: -4% to +5% over the zoo)."""
+    for name in bnnzoo.list_models():
+        path = export_packed(bnnzoo.create_model(name), tmp_path / f"{name}.packed.safetensors")
+        ratio = rt.load(path).weight_bytes / path.stat().st_size
+        assert 0.9 <= ratio <= 1.1, f"{name}: resident weights are {ratio:.3f} x the file"
 
 
 # -- dispatch ---------------------------------------------------------------------------------------

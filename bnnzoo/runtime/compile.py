@@ -8,8 +8,10 @@ Each method emits the ops that compute exactly what the block's ``forward`` comp
 * in the MBConv block the group convolution's output feeds only the projection, so its epilogue
   also applies the projection's RSign and stores sign bits instead of floats;
 * a 1x1 stride-s convolution is packed at stride s (only the pixels it reads);
-* BNAS cells write their nodes straight into their slice of the concatenated output; a node's
-  second edge accumulates onto the first in its epilogue; ``none`` edges are skipped.
+* BNAS's unit (BatchNorm, sign, binary convolution, ReLU) folds its BatchNorm into the pack
+  (``sign(x * a + b)``) and its ReLU into the epilogue; cells write their nodes straight into their
+  slice of the concatenated output, a node's later edges add onto the first in their epilogues
+  (after the ReLU), and ``none`` edges are skipped.
 
 The layers' weights are folded once (:class:`Layers`); plans are made per input size.
 """
@@ -22,16 +24,17 @@ import numpy as np
 from torch import nn
 
 from bnnzoo.build.binary import BinaryConv2d, RPReLU
-from bnnzoo.build.cell_ops import FactorizedReduce, Zero
+from bnnzoo.build.cell_ops import NormBinaryConv, ReductionResidual, Zero
 from bnnzoo.build.cells import BinaryCell, CellBody
 from bnnzoo.build.layer_list import LayerListBody
 from bnnzoo.build.mbconv import BinaryMBConv
 from bnnzoo.build.resnet import BinaryBasicBlock
 from bnnzoo.build.shortcuts import ReductionShortcut
 from bnnzoo.build.units import BinaryConvBN
+from bnnzoo.dsl.spaces import reduced_size
 from bnnzoo.errors import ModelError
 from bnnzoo.runtime import program as P
-from bnnzoo.runtime.layers import Blobs, binary_layer, float_layer
+from bnnzoo.runtime.layers import Blobs, batchnorm_affine, binary_layer, float_layer
 from bnnzoo.runtime.program import BinaryLayer, FloatLayer, Tensor
 
 
@@ -43,7 +46,7 @@ class Layers:
         self._names = names
         self._binary: dict[int, BinaryLayer] = {}
         self._float: dict[int, FloatLayer] = {}
-        self._values: dict[float, int] = {}
+        self._affine: dict[int, tuple[int, int]] = {}
 
     def name(self, module: nn.Module) -> str:
         return self._names.get(module, type(module).__name__)
@@ -52,11 +55,13 @@ class Layers:
         self,
         conv: BinaryConv2d,
         bn: nn.BatchNorm2d | None = None,
-        bn_channels: slice | None = None,
         rprelu: RPReLU | None = None,
+        input_bn: nn.BatchNorm2d | None = None,
+        relu: bool = False,
     ) -> BinaryLayer:
         if id(conv) not in self._binary:
-            self._binary[id(conv)] = binary_layer(self.blobs, conv, self.name(conv), bn, bn_channels, rprelu)
+            name = self.name(conv)
+            self._binary[id(conv)] = binary_layer(self.blobs, conv, name, bn, rprelu, input_bn, relu)
         return self._binary[id(conv)]
 
     def real(self, conv: nn.Conv2d, before: nn.BatchNorm2d | None, after: nn.BatchNorm2d | None) -> FloatLayer:
@@ -64,10 +69,11 @@ class Layers:
             self._float[id(conv)] = float_layer(self.blobs, conv, self.name(conv), before, after)
         return self._float[id(conv)]
 
-    def value(self, value: float) -> int:
-        if value not in self._values:
-            self._values[value] = self.blobs.add_params(np.array([value]))
-        return self._values[value]
+    def affine(self, bn: nn.BatchNorm2d) -> tuple[int, int]:
+        if id(bn) not in self._affine:
+            scale, offset = batchnorm_affine(bn, self.name(bn))
+            self._affine[id(bn)] = (self.blobs.add_params(scale), self.blobs.add_params(offset))
+        return self._affine[id(bn)]
 
 
 def conv_size(size: int, kernel: int, stride: int, padding: int, dilation: int = 1) -> int:
@@ -91,7 +97,7 @@ class Planner:
 
     # -- binary convolutions ------------------------------------------------------------------
 
-    def pack(self, x: Tensor, layer: BinaryLayer, *, shift: int = 0, fill: float | None = None) -> tuple[P.Buffer, int]:
+    def pack(self, x: Tensor, layer: BinaryLayer) -> tuple[P.Buffer, int]:
         """Binarise ``x`` for ``layer``; returns the bits and the stride the convolution then runs at."""
         if layer.in_channels != x.C:
             raise ModelError(f"{layer.name}: expects {layer.in_channels} input channels, gets {x.C}")
@@ -108,11 +114,9 @@ class Planner:
                 pad=pad,
                 Hd=Hd,
                 Wd=Wd,
-                threshold=layer.threshold,
+                scale=layer.in_scale,
+                offset=layer.in_offset,
                 sub=sub,
-                dy=shift,
-                dx=shift,
-                fill=-1 if fill is None else self.layers.value(fill),
             )
         )
         return bits, s // sub
@@ -126,6 +130,7 @@ class Planner:
         out: Tensor | None = None,
         residual: Tensor | None = None,
         residual_mode: int = P.RES_MOD,
+        residual_after_activation: bool = False,
         then: BinaryLayer | None = None,
     ) -> Tensor | P.Buffer:
         """The convolution of packed ``bits``; with ``then``, the sign bits of ``then``'s input instead of floats."""
@@ -143,12 +148,13 @@ class Planner:
             Wo=Wo,
             residual=residual,
             residual_mode=residual_mode if residual is not None else P.RES_NONE,
+            residual_after_activation=residual_after_activation,
         )
         if then is not None:
             if then.kernel != 1 or then.padding != 0 or then.stride != 1 or then.in_channels != layer.out_channels:
                 raise ModelError(f"internal: {then.name} cannot take packed input from {layer.name}")
             op.out_bits = P.Buffer(True, Ho, Wo, then.groups * P.words(layer.out_channels // then.groups))
-            op.out_threshold, op.out_groups = then.threshold, then.groups
+            op.out_layer = then
             self.ops.append(op)
             return op.out_bits
         op.out = out if out is not None else Tensor.new(Ho, Wo, layer.out_channels)
@@ -162,6 +168,14 @@ class Planner:
         layer = self.layers.binary(unit.conv, unit.bn, rprelu=rprelu)
         bits, stride = self.pack(x, layer)
         return self.bconv(bits, stride, layer, **epilogue)
+
+    def norm_conv(self, x: Tensor, unit: NormBinaryConv, **epilogue) -> Tensor:
+        """``relu(conv(sign(bn(x)))) (+ residual)`` for BNAS's unit."""
+        if not isinstance(unit.act, nn.ReLU):
+            raise ModelError(f"{self.layers.name(unit)}: the runtime expects a ReLU, got {type(unit.act).__name__}")
+        layer = self.layers.binary(unit.conv, input_bn=unit.bn, relu=True)
+        bits, stride = self.pack(x, layer)
+        return self.bconv(bits, stride, layer, residual_after_activation=True, **epilogue)
 
     # -- real-valued ops ---------------------------------------------------------------------
 
@@ -202,6 +216,19 @@ class Planner:
         self.ops.append(P.Elementwise(kind, dst, src))
         return dst
 
+    def reduction_residual(self, x: Tensor, module: ReductionResidual) -> Tensor:
+        """BatchNorm, zero-pad an odd size at the bottom/right, real conv (stride 2): the BNAS cell residual."""
+        scale, offset = self.layers.affine(module.bn)
+        normed = Tensor.new(*x.shape)
+        self.ops.append(P.Elementwise(P.AFFINE, normed, x, scale, offset))
+        layer = self.layers.real(module.conv, None, None)
+        if layer.in_channels != x.C or layer.padding:
+            raise ModelError(f"{layer.name}: expects {layer.in_channels} unpadded input channels, gets {x.C}")
+        Ho, Wo = (conv_size(2 * reduced_size(size), layer.kernel, layer.stride, 0) for size in (x.H, x.W))
+        out = Tensor.new(Ho, Wo, layer.out_channels)
+        self.ops.append(P.FConv(normed, layer, Ho, Wo, out))  # windows past the edge read zeros
+        return out
+
     # -- modules -----------------------------------------------------------------------------
 
     def module(self, x: Tensor, module: nn.Module) -> Tensor:
@@ -214,8 +241,10 @@ class Planner:
             return self.basic_block(x, module)
         if isinstance(module, BinaryConvBN):
             return self.conv_bn(x, module)
-        if isinstance(module, FactorizedReduce):
-            return self.factorized_reduce(x, module)
+        if isinstance(module, NormBinaryConv):
+            return self.norm_conv(x, module)
+        if isinstance(module, ReductionResidual):
+            return self.reduction_residual(x, module)
         if isinstance(module, LayerListBody):
             for block in module.blocks:
                 x = self.module(x, block)
@@ -286,19 +315,6 @@ class Planner:
         h = self.conv_bn(x, block.conv1, block.act1, residual=shortcut)
         return self.conv_bn(h, block.conv2, block.act2, residual=h)
 
-    def factorized_reduce(self, x: Tensor, module: FactorizedReduce) -> Tensor:
-        """Two 1x1 stride-2 convolutions on offset grids into the two halves of one output, one BatchNorm."""
-        half, total = module.conv_a.out_channels, module.bn.num_features
-        a = self.layers.binary(module.conv_a, module.bn, slice(0, half))
-        b = self.layers.binary(module.conv_b, module.bn, slice(half, total))
-        bits_a, stride_a = self.pack(x, a)
-        # conv_b reads pad(x[:, :, 1:, 1:], value=1.0): a one-pixel shift, 1.0 past the edge (before its RSign)
-        bits_b, stride_b = self.pack(x, b, shift=1, fill=1.0)
-        out = Tensor.new(bits_a.H, bits_a.W, total)
-        self.bconv(bits_a, stride_a, a, out=out.channels(0, half))
-        self.bconv(bits_b, stride_b, b, out=out.channels(half, total - half))
-        return out
-
     def cell(self, s0: Tensor, s1: Tensor, cell: BinaryCell) -> Tensor:
         states = [self.module(s0, cell.preprocess0), self.module(s1, cell.preprocess1)]
         edges: list[list[tuple[int, nn.Module]]] = []
@@ -348,7 +364,9 @@ class Planner:
         return out
 
     def edge(self, x: Tensor, op: nn.Module, target: Tensor, accumulate: bool) -> None:
-        if isinstance(op, BinaryConvBN):
+        if isinstance(op, NormBinaryConv):
+            self.norm_conv(x, op, out=target, residual=target if accumulate else None)
+        elif isinstance(op, BinaryConvBN):
             self.conv_bn(x, op, out=target, residual=target if accumulate else None)
         elif isinstance(op, (nn.AvgPool2d, nn.MaxPool2d)):
             self.pool(x, op, out=target, accumulate=accumulate)
@@ -359,7 +377,7 @@ class Planner:
         H, W, C = shape
         if isinstance(op, Zero):
             return (-(-H // op.stride), -(-W // op.stride), C)
-        if isinstance(op, BinaryConvBN):
+        if isinstance(op, (BinaryConvBN, NormBinaryConv)):
             conv = op.conv
             k, s, p, d = (_square(v) for v in (conv.kernel_size, conv.stride, conv.padding, conv.dilation))
             return (conv_size(H, k, s, p, d), conv_size(W, k, s, p, d), conv.out_channels)

@@ -1,8 +1,10 @@
 """Weights for the runtime: binary panels and fused epilogues, real convolutions with BatchNorm folded.
 
-Binary convolution ``W_b = sign(W) * scale`` followed by BatchNorm ``y = x * a + b`` (``a = gamma /
-sqrt(var + eps)``) runs as ``y = acc * (scale * a) + (bias * a + b)`` on the exact integer ``acc =
-n - 2 * popcount(act_bits XOR weight_bits)``; the products are taken in float64 and rounded once.
+Binary convolution ``W_b = sign(W) * scale`` followed by BatchNorm runs as ``y = fma(acc * scale, a,
+b)`` on the exact integer ``acc = n - 2 * popcount(act_bits XOR weight_bits)``: ``acc * scale`` is what
+the float convolution computes when it sums exactly, and ``a = gamma / sqrt(var + eps)``, ``b = beta -
+mean * a`` and the fused multiply-add are how torch's CPU BatchNorm computes it, so ties (values of
+exactly 0 before a sign) come out the same.
 
 Weight panels (``csrc/executor.inc``): the signs of output channel ``o`` are grouped by kernel tap
 ``(ky, kx)``; each tap holds ``ceil(C_g / 64)`` words with input channel ``c`` of its group in bit
@@ -19,7 +21,7 @@ from torch import nn
 
 from bnnzoo.build.binary import BinaryConv2d, RPReLU
 from bnnzoo.errors import ModelError
-from bnnzoo.runtime.program import PANEL, BinaryLayer, FloatLayer, round_up, words
+from bnnzoo.runtime.program import ACT_NONE, ACT_RELU, ACT_RPRELU, PANEL, BinaryLayer, FloatLayer, round_up, words
 
 MAX_KERNEL = 11
 
@@ -84,14 +86,21 @@ def _vector(tensor: torch.Tensor | None, size: int, what: str, default: float | 
 
 
 def batchnorm_affine(bn: nn.BatchNorm2d, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Eval-mode BatchNorm as ``x * a + b`` (float64)."""
+    """Eval-mode BatchNorm as ``x * a + b``, with ``a`` and ``b`` computed in float32 exactly as
+    torch's CPU kernel does (``a = w / sqrt(var + eps)``, ``b = bias - mean * a``), so that a value
+    the float model normalises to exactly 0 is exactly 0 here too."""
     if not isinstance(bn, nn.BatchNorm2d) or bn.running_mean is None or bn.running_var is None:
         raise ModelError(f"{name}: the runtime needs a BatchNorm2d with running statistics")
     n = bn.num_features
-    gamma = _vector(bn.weight, n, f"{name}.weight", 1.0)
-    beta = _vector(bn.bias, n, f"{name}.bias", 0.0)
-    a = gamma / np.sqrt(_vector(bn.running_var, n, f"{name}.running_var") + bn.eps)
-    return a, beta - _vector(bn.running_mean, n, f"{name}.running_mean") * a
+    f32 = np.float32
+    gamma = _vector(bn.weight, n, f"{name}.weight", 1.0).astype(f32)
+    beta = _vector(bn.bias, n, f"{name}.bias", 0.0).astype(f32)
+    var = _vector(bn.running_var, n, f"{name}.running_var").astype(f32)
+    mean = _vector(bn.running_mean, n, f"{name}.running_mean").astype(f32)
+    with np.errstate(all="ignore"):  # a corrupt negative variance gives NaN, as in torch
+        a = (f32(1) / np.sqrt(var + f32(bn.eps))) * gamma
+        b = beta - mean * a
+    return a.astype(np.float64), b.astype(np.float64)
 
 
 def _square(value: int | tuple[int, ...], what: str, name: str) -> int:
@@ -130,10 +139,13 @@ def binary_layer(
     conv: BinaryConv2d,
     name: str,
     bn: nn.BatchNorm2d | None = None,
-    bn_channels: slice | None = None,
     rprelu: RPReLU | None = None,
+    input_bn: nn.BatchNorm2d | None = None,
+    relu: bool = False,
 ) -> BinaryLayer:
-    """Pack ``conv``'s signs and fold its scale, bias, BatchNorm (channels ``bn_channels``) and RPReLU."""
+    """Pack ``conv``'s signs; put its scale, the BatchNorm after it and RPReLU or ReLU in the
+    epilogue, and the BatchNorm before its sign (``input_bn``) and its RSign threshold into its
+    input's binarisation."""
     check_binary_conv(conv, name)
     kernel = _square(conv.kernel_size, "kernel size", name)
     stride = _square(conv.stride, "stride", name)
@@ -145,16 +157,24 @@ def binary_layer(
     with torch.no_grad():
         binarized = conv.binarized_weight().detach().cpu()
         signs = (conv.weight.detach().cpu() >= 0).numpy()
-    scale = binarized.abs().amax(dim=(1, 2, 3)).double().numpy()
-    bias = _vector(conv.bias, out_channels, f"{name}.bias", 0.0)
+    scale = binarized.abs().amax(dim=(1, 2, 3)).numpy()  # float32, as the forward pass uses it
+    if conv.bias is not None:
+        raise ModelError(f"{name}: the runtime's binary convolutions have no bias")
     if bn is None:
-        a, b = np.ones(out_channels), np.zeros(out_channels)
+        bn_a = bn_b = -1
     else:
         a, b = batchnorm_affine(bn, f"{name} BatchNorm")
-        a, b = a[bn_channels or slice(None)], b[bn_channels or slice(None)]
         if a.size != out_channels:
             raise ModelError(f"{name}: its BatchNorm covers {a.size} channels, the convolution has {out_channels}")
+        bn_a, bn_b = blobs.add_params(a), blobs.add_params(b)
     threshold = conv.rsign.threshold
+    shift = None if threshold is None else _vector(threshold, conv.in_channels, f"{name} threshold")
+    if input_bn is not None:  # sign(BN(x) - t) = sign(x * a + (b - t))
+        in_a, in_b = batchnorm_affine(input_bn, f"{name} input BatchNorm")
+        in_scale = blobs.add_params(in_a)
+        in_offset = blobs.add_params(in_b - (0.0 if shift is None else shift))
+    else:  # sign(x - t)
+        in_scale, in_offset = -1, -1 if shift is None else blobs.add_params(shift)
     act = None
     if rprelu is not None:
         act = (
@@ -172,9 +192,12 @@ def binary_layer(
         padding=padding,
         dilation=dilation,
         weights=blobs.add_weights(binary_panels(signs, groups)),
-        mul=blobs.add_params(scale * a),
-        add=blobs.add_params(bias * a + b),
-        threshold=-1 if threshold is None else blobs.add_params(_vector(threshold, conv.in_channels, "threshold")),
+        scale=blobs.add_params(scale),
+        bn_a=bn_a,
+        bn_b=bn_b,
+        in_scale=in_scale,
+        in_offset=in_offset,
+        activation=ACT_RPRELU if act is not None else ACT_RELU if relu else ACT_NONE,
         rprelu=act,
     )
 
@@ -186,7 +209,10 @@ def float_layer(
     before: nn.BatchNorm2d | None = None,
     after: nn.BatchNorm2d | None = None,
 ) -> FloatLayer:
-    """A real convolution with the BatchNorm ``before`` it (unpadded only) and ``after`` it folded in."""
+    """A real convolution with the BatchNorm ``before`` it (unpadded only) and ``after`` it folded in.
+
+    (Folding ``before`` is exact math only where no window reaches past the input, so the BNAS
+    residual, which pads odd sizes after its BatchNorm, runs that BatchNorm as its own op.)"""
     kernel = _square(conv.kernel_size, "kernel size", name)
     stride = _square(conv.stride, "stride", name)
     padding = _square(conv.padding, "padding", name)

@@ -26,8 +26,9 @@ MAX_TAPS = 128
 ALIGN = 64
 
 ARENA, INPUT, OUTPUT = 0, 1, 2
-PACK, BCONV, FCONV, POOL, ADD, COPY, ZERO, MEANFILL = 1, 2, 3, 4, 5, 6, 7, 8
+PACK, BCONV, FCONV, POOL, ADD, COPY, ZERO, MEANFILL, AFFINE = 1, 2, 3, 4, 5, 6, 7, 8, 9
 RES_NONE, RES_MOD, RES_ZEROFILL = 0, 1, 2
+ACT_NONE, ACT_RPRELU, ACT_RELU = 0, 1, 2
 AVG, MAX = 0, 1
 _LIMIT = 1 << 40  # no field may exceed this: products of a few fields stay far inside int64
 
@@ -121,10 +122,11 @@ class Op:
 
 @dataclass(eq=False)
 class Pack(Op):
-    """Binarise ``src`` into ``dst`` (``sign(x - threshold)`` as bits, +1 padding ``pad`` wide).
+    """Binarise ``src`` into ``dst`` with +1 padding ``pad`` wide; ``groups`` start at word boundaries.
 
-    Interior pixel ``(i, j)`` of ``dst`` reads ``src[i * sub + dy, j * sub + dx]``, or the constant
-    ``params[fill]`` where that lies outside ``src``. ``groups`` start at word boundaries.
+    Channel ``c`` becomes ``sign(x - offset[c])`` (an RSign), or ``sign(x * scale[c] + offset[c])``
+    when ``scale`` is given (a BatchNorm before the sign). Interior pixel ``(i, j)`` of ``dst`` is
+    ``src[i * sub, j * sub]``.
     """
 
     src: Tensor
@@ -133,11 +135,9 @@ class Pack(Op):
     pad: int
     Hd: int
     Wd: int
-    threshold: int = -1
+    scale: int = -1
+    offset: int = -1
     sub: int = 1
-    dy: int = 0
-    dx: int = 0
-    fill: int = -1
 
     def __post_init__(self) -> None:
         self.label = "pack"
@@ -154,10 +154,8 @@ class Pack(Op):
             PACK,
             *self.src.encode(),
             self.sub,
-            self.dy,
-            self.dx,
-            self.fill,
-            self.threshold,
+            self.scale,
+            self.offset,
             self.groups,
             cg,
             words(cg),
@@ -181,9 +179,12 @@ class BinaryLayer:
     padding: int
     dilation: int
     weights: int  # word offset of the panels
-    mul: int  # float offsets of per-output-channel vectors
-    add: int
-    threshold: int  # this convolution's RSign thresholds (its input's), or -1
+    scale: int  # float offsets of per-output-channel vectors: the weight scale,
+    bn_a: int  # and the BatchNorm after the convolution, fma(x, bn_a, bn_b) (-1, -1 without)
+    bn_b: int
+    in_scale: int  # its input's binarisation (see Pack): scale or -1, offset or -1
+    in_offset: int
+    activation: int  # ACT_NONE, ACT_RPRELU or ACT_RELU
     rprelu: tuple[int, int, int] | None  # gamma, slope, zeta of a fused RPReLU
 
 
@@ -191,10 +192,11 @@ class BinaryLayer:
 class BConv(Op):
     """XNOR-popcount convolution of packed ``src`` with a fused epilogue.
 
-    ``y[o] = (n - 2 * mismatches[o]) * mul[o] + add[o]`` (scale and BatchNorm folded), plus a
-    residual (``RES_MOD``: ``residual[o % C_r]``; ``RES_ZEROFILL``: ``residual[o]`` below ``C_r``),
-    then RPReLU. The result goes to ``out`` as floats, or (``out_bits``) straight to the next
-    convolution's sign bits with its thresholds ``out_threshold``.
+    ``y[o] = fma((n - 2 * mismatches[o]) * scale[o], bn_a[o], bn_b[o])`` (the scale, then
+    BatchNorm as torch computes it), plus a residual (``RES_MOD``: ``residual[o % C_r]``;
+    ``RES_ZEROFILL``: ``residual[o]`` below ``C_r``), then RPReLU or ReLU (the residual after a ReLU
+    with ``residual_after_activation``). The result goes to ``out`` as floats, or (``out_bits``)
+    straight to the next convolution's sign bits (``out_layer``'s input binarisation).
     """
 
     src: Buffer
@@ -205,9 +207,9 @@ class BConv(Op):
     out: Tensor | None = None
     residual: Tensor | None = None
     residual_mode: int = RES_NONE
+    residual_after_activation: bool = False
     out_bits: Buffer | None = None
-    out_threshold: int = -1
-    out_groups: int = 1
+    out_layer: BinaryLayer | None = None  # the convolution whose input ``out_bits`` is
 
     def __post_init__(self) -> None:
         layer = self.layer
@@ -231,7 +233,9 @@ class BConv(Op):
         layer = self.layer
         cg, og, k = layer.in_channels // layer.groups, layer.out_channels // layer.groups, layer.kernel
         gamma, slope, zeta = layer.rprelu or (-1, -1, -1)
-        packed = self.out_bits is not None
+        packed = self.out_bits is not None and self.out_layer is not None
+        then = self.out_layer
+        out_groups = then.groups if then is not None else 1
         return [
             BCONV,
             *self.src.encode(),
@@ -247,8 +251,8 @@ class BConv(Op):
             og,
             cg * k * k,
             layer.weights,
-            layer.mul,
-            layer.add,
+            layer.scale,
+            layer.bn_b,
             gamma,
             slope,
             zeta,
@@ -257,9 +261,13 @@ class BConv(Op):
             1 if packed else 0,
             *(self.out.encode() if self.out is not None else _NO_TENSOR),
             *(self.out_bits.encode() if self.out_bits is not None else _NO_BITS),
-            self.out_threshold,
-            self.out_groups,
-            words(layer.out_channels // self.out_groups) if packed else 0,
+            then.in_offset if then is not None else -1,
+            out_groups,
+            words(layer.out_channels // out_groups) if packed else 0,
+            layer.activation,
+            int(self.residual_after_activation),
+            then.in_scale if then is not None else -1,
+            layer.bn_a,
         ]
 
 
@@ -361,14 +369,17 @@ class Pool(Op):
 
 @dataclass(eq=False)
 class Elementwise(Op):
-    """``ADD`` (dst += src), ``COPY``, ``ZERO`` or ``MEANFILL`` (dst = [src, channel mean of src ...])."""
+    """``ADD`` (dst += src), ``COPY``, ``ZERO``, ``MEANFILL`` (dst = [src, channel mean of src ...]) or
+    ``AFFINE`` (dst = src * params[scale + c] + params[offset + c])."""
 
     kind: int
     dst: Tensor
     src: Tensor | None = None
+    scale: int = -1
+    offset: int = -1
 
     def __post_init__(self) -> None:
-        self.label = {ADD: "add", COPY: "copy", ZERO: "zero", MEANFILL: "mean fill"}[self.kind]
+        self.label = {ADD: "add", COPY: "copy", ZERO: "zero", MEANFILL: "mean fill", AFFINE: "batchnorm"}[self.kind]
 
     def reads(self) -> Iterator[Buffer]:
         if self.src is not None:
@@ -380,7 +391,8 @@ class Elementwise(Op):
         yield self.dst.buf
 
     def fields(self) -> list[int]:
-        return [self.kind, *self.dst.encode(), *(self.src.encode() if self.src is not None else _NO_TENSOR)]
+        source = self.src.encode() if self.src is not None else _NO_TENSOR
+        return [self.kind, *self.dst.encode(), *source, self.scale, self.offset]
 
 
 # -- arena allocation and encoding ------------------------------------------------------------------
@@ -508,15 +520,15 @@ def _params(index: int, count: int, limits: Limits, what: str, optional: bool = 
 
 def _check_pack(f: list[int], limits: Limits) -> None:
     H, W, C = _tensor(f, 1, limits, write=False)
-    sub, dy, dx, fill, thr, groups, cg, wg = f[8:16]
-    Hp, Wp, ldw = _bits(f, 16, limits)
-    pad, Hd, Wd = f[21:24]
-    _require(sub >= 1 and dy >= 0 and dx >= 0, "bad sampling")
+    sub, scale, offset, groups, cg, wg = f[8:14]
+    Hp, Wp, ldw = _bits(f, 14, limits)
+    pad, Hd, Wd = f[19:22]
+    _require(sub >= 1 and (Hd - 1) * sub < H and (Wd - 1) * sub < W, "bad sampling")
     _require(groups >= 1 and cg >= 1 and groups * cg == C and wg == words(cg) and ldw == groups * wg, "bad channels")
     _require(pad >= 0 and min(Hd, Wd) >= 1 and Hp == Hd + 2 * pad and Wp == Wd + 2 * pad, "bad padding")
-    _params(thr, C, limits, "thresholds")
-    if (Hd - 1) * sub + dy >= H or (Wd - 1) * sub + dx >= W:
-        _params(fill, 1, limits, "fill value", optional=False)
+    _require(scale == -1 or offset >= 0, "a scale needs an offset")
+    _params(scale, C, limits, "input scale")
+    _params(offset, C, limits, "thresholds")
 
 
 def _check_bconv(f: list[int], limits: Limits) -> None:
@@ -530,13 +542,17 @@ def _check_bconv(f: list[int], limits: Limits) -> None:
     panels = groups * (-(-og // PANEL)) * kh * kw * wg * PANEL
     _require(weights >= 0 and weights + panels <= limits.n_weights, "weights out of range")
     _params(f[18], out_c, limits, "scale", optional=False)
-    _params(f[19], out_c, limits, "bias", optional=False)
+    _require((f[50] == -1) == (f[19] == -1), "partial BatchNorm")
+    _params(f[50], out_c, limits, "BatchNorm scale")
+    _params(f[19], out_c, limits, "BatchNorm shift")
     rprelu = f[20:23]
     _require(all(v == -1 for v in rprelu) or all(v >= 0 for v in rprelu), "partial RPReLU")
     for index, what in zip(rprelu, ("gamma", "slope", "zeta")):
         _params(index, out_c, limits, what)
-    mode, packed = f[30], f[31]
-    _require(mode in (RES_NONE, RES_MOD, RES_ZEROFILL), "bad residual mode")
+    mode, packed, activation, after = f[30], f[31], f[47], f[48]
+    _require(mode in (RES_NONE, RES_MOD, RES_ZEROFILL) and after in (0, 1), "bad residual mode")
+    _require(activation in (ACT_NONE, ACT_RPRELU, ACT_RELU), "bad activation")
+    _require((activation == ACT_RPRELU) == (rprelu[0] >= 0), "RPReLU parameters without RPReLU")
     if mode != RES_NONE:
         rh, rw, _ = _tensor(f, 23, limits, write=False)
         _require((rh, rw) == (Ho, Wo), "residual size differs from the output")
@@ -548,7 +564,9 @@ def _check_bconv(f: list[int], limits: Limits) -> None:
         fits = out_groups >= 1 and out_c % out_groups == 0 and out_wg == words(out_c // out_groups)
         _require(fits, "bad packed groups")
         _require(out_ldw == out_groups * out_wg, "bad packed words")
+        _require(f[49] == -1 or f[44] >= 0, "a scale needs an offset")
         _params(f[44], out_c, limits, "output thresholds")
+        _params(f[49], out_c, limits, "output input scale")
     else:
         _require(_tensor(f, 32, limits, write=True) == (Ho, Wo, out_c), "output shape differs")
     _require(limits.scratch >= 4 * MAX_MR * (out_c + PANEL) + 4 * (out_c + PANEL), "scratch too small")
@@ -558,7 +576,8 @@ def _check_fconv(f: list[int], limits: Limits) -> None:
     H, W, C = _tensor(f, 1, limits, write=False)
     kh, kw, s, pad, Ho, Wo, out_c, weights, opad, bias, accumulate = f[8:19]
     _require(min(kh, kw, s) >= 1 and pad >= 0 and min(Ho, Wo, out_c) >= 1, "bad shape")
-    _require((Ho - 1) * s + kh <= H + 2 * pad and (Wo - 1) * s + kw <= W + 2 * pad, "window past the input")
+    # windows may run past the bottom and right (zeros there: the BNAS residual's pad_to_even)
+    _require((Ho - 1) * s - pad < H and (Wo - 1) * s - pad < W and pad < min(kh, kw), "window past the input")
     _require(opad == round_up(out_c, PANEL), "bad padded channels")
     _params(weights, kh * kw * C * opad, limits, "weights", optional=False)
     _params(bias, opad, limits, "bias")
@@ -584,6 +603,9 @@ def _check_elementwise(f: list[int], limits: Limits) -> None:
     sh, sw, sc = _tensor(f, 8, limits, write=False)
     _require((sh, sw) == (H, W), "shapes differ")
     _require(sc <= C if f[0] == MEANFILL else sc == C, "channels differ")
+    if f[0] == AFFINE:
+        _params(f[15], C, limits, "scale", optional=False)
+        _params(f[16], C, limits, "offset", optional=False)
 
 
 def _unknown(f: list[int], limits: Limits) -> None:
@@ -599,4 +621,5 @@ _CHECKS = {
     COPY: _check_elementwise,
     ZERO: _check_elementwise,
     MEANFILL: _check_elementwise,
+    AFFINE: _check_elementwise,
 }

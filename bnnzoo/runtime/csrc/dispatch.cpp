@@ -57,14 +57,14 @@ Features detect() {
   cpuid(0, 0, r);
   if (r[0] < 7) return f;
   cpuid(1, 0, r);
-  const bool popcnt = (r[2] >> 23) & 1, osxsave = (r[2] >> 27) & 1, avx = (r[2] >> 28) & 1;
+  const bool fma = (r[2] >> 12) & 1, popcnt = (r[2] >> 23) & 1, osxsave = (r[2] >> 27) & 1, avx = (r[2] >> 28) & 1;
   if (!osxsave || !avx) return f;
   const unsigned long long xcr = xcr0();
   const bool ymm_state = (xcr & 0x6) == 0x6;     // SSE and AVX state saved by the OS
   const bool zmm_state = (xcr & 0xE6) == 0xE6;   // plus opmask and the upper ZMM registers
   cpuid(7, 0, r);
   const unsigned ebx = r[1], ecx = r[2];
-  f.avx2 = ymm_state && popcnt && ((ebx >> 5) & 1);
+  f.avx2 = ymm_state && popcnt && fma && ((ebx >> 5) & 1);
   const bool avx512 = ((ebx >> 16) & 1) && ((ebx >> 17) & 1) && ((ebx >> 30) & 1) && ((ebx >> 31) & 1);
   f.avx512 = f.avx2 && zmm_state && avx512 && ((ecx >> 14) & 1);
 #endif
@@ -118,7 +118,7 @@ const KernelTable* select_isa(const char* request, const char** error) {
   }
   if (!isa_supported_by_cpu(request)) {
     *error = !std::strcmp(request, "avx512") ? "this CPU (or OS) lacks AVX-512 F/BW/VL/DQ with VPOPCNTDQ"
-                                              : "this CPU (or OS) lacks AVX2 with POPCNT";
+                                              : "this CPU (or OS) lacks AVX2 with FMA and POPCNT";
     return nullptr;
   }
   return table_for(request);

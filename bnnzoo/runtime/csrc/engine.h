@@ -8,6 +8,15 @@
 #include <cstddef>
 #include <cstdint>
 
+// Fused multiply-add, as torch's vectorised BatchNorm computes x * a + b: one rounding (a builtin, not
+// std::fma, so that no inline function is shared between translation units of different ISAs).
+#if defined(__GNUC__) || defined(__clang__)
+#define BNNZOO_FMA(a, b, c) __builtin_fmaf(a, b, c)
+#else
+#include <math.h>
+#define BNNZOO_FMA(a, b, c) fmaf(a, b, c)
+#endif
+
 namespace bnnzoo_rt {
 
 constexpr int ABI_VERSION = 1;
@@ -25,6 +34,7 @@ enum OpKind : int64_t {
   OP_COPY = 6,      // dst = src
   OP_ZERO = 7,      // dst = 0
   OP_MEANFILL = 8,  // dst = [src, mean_c(src) repeated]
+  OP_AFFINE = 9,    // dst = fma(src, a, b) per channel (a BatchNorm not next to a binary convolution)
 };
 
 // A float tensor reference occupies 7 fields: space, byte offset, H, W, ld (floats per pixel),
@@ -34,16 +44,21 @@ constexpr int FREF = 7;
 constexpr int BREF = 5;
 
 // Field indices (f[0] is the kind).
+// Binarisation of channel c: sign(x - thr[c]) (RSign), or sign(fma(x, mul[c], thr[c])) when mul is
+// given (a BatchNorm before the sign, as torch computes it), or sign(x) with neither.
 namespace pack {  // OP_PACK
-constexpr int SRC = 1, SUB = 8, DY = 9, DX = 10, FILL = 11, THR = 12, G = 13, CG = 14, WG = 15, DST = 16,
-              PAD = 21, HD = 22, WD = 23;
+constexpr int SRC = 1, SUB = 8, MUL = 9, THR = 10, G = 11, CG = 12, WG = 13, DST = 14, PAD = 19, HD = 20, WD = 21;
 }
+// Epilogue of output channel o: c = acc * scale[o] (the float convolution's value), then BatchNorm as
+// torch computes it, fma(c, bn_a[o], bn_b[o]) (when bn_a is given), the residual, the activation.
 namespace bconv {  // OP_BCONV
 constexpr int SRC = 1, G = 6, WG = 7, KH = 8, KW = 9, STRIDE = 10, DIL = 11, HO = 12, WO = 13, O = 14, OG = 15,
-              NVALID = 16, WEIGHTS = 17, MUL = 18, ADD = 19, RP_GAMMA = 20, RP_SLOPE = 21, RP_ZETA = 22, RES = 23,
-              RES_MODE = 30, OUT_MODE = 31, OUT = 32, OUT_BITS = 39, OUT_THR = 44, OUT_G = 45, OUT_WG = 46;
+              NVALID = 16, WEIGHTS = 17, SCALE = 18, BN_B = 19, RP_GAMMA = 20, RP_SLOPE = 21, RP_ZETA = 22, RES = 23,
+              RES_MODE = 30, OUT_MODE = 31, OUT = 32, OUT_BITS = 39, OUT_THR = 44, OUT_G = 45, OUT_WG = 46,
+              ACT = 47, RES_AFTER_ACT = 48, OUT_MUL = 49, BN_A = 50;
 constexpr int RES_NONE = 0, RES_MOD = 1, RES_ZEROFILL = 2;
 constexpr int OUT_FLOAT = 0, OUT_PACKED = 1;
+constexpr int ACT_NONE = 0, ACT_RPRELU = 1, ACT_RELU = 2;
 }
 namespace fconv {  // OP_FCONV
 constexpr int SRC = 1, KH = 8, KW = 9, STRIDE = 10, PAD = 11, HO = 12, WO = 13, O = 14, WEIGHTS = 15, OPAD = 16,
@@ -53,8 +68,8 @@ namespace pool {  // OP_POOL
 constexpr int SRC = 1, MODE = 8, K = 9, STRIDE = 10, PAD = 11, HO = 12, WO = 13, ACCUMULATE = 14, OUT = 15;
 constexpr int AVG = 0, MAX = 1;
 }
-namespace binary {  // OP_ADD, OP_COPY, OP_MEANFILL: dst then src; OP_ZERO: dst
-constexpr int DST = 1, SRC = 8;
+namespace binary {  // OP_ADD, OP_COPY, OP_MEANFILL, OP_AFFINE: dst then src; OP_ZERO: dst
+constexpr int DST = 1, SRC = 8, MUL = 15, ADD = 16;
 }
 
 // What a plan needs from one ISA: the whole executor is compiled once per ISA (its generic loops

@@ -1,4 +1,4 @@
-// AVX2 kernels (compiled with -mavx2 -mpopcnt): popcount by nibble lookup with VPSHUFB, byte
+// AVX2 kernels (compiled with -mavx2 -mfma -mpopcnt): popcount by nibble lookup with VPSHUFB, byte
 // counts summed with VPSADBW (Mula, Kurz, Lemire), 4 pixels x 8 channels per microkernel pass.
 #include <immintrin.h>
 
@@ -75,14 +75,18 @@ static void bgemm_ukernel(int mr, int64_t ntaps, int64_t wg, const uint64_t* a, 
   }
 }
 
-static void pack_bits(const float* x, const float* thr, int64_t c, uint64_t* out) {
+static void pack_bits(const float* x, const float* mul, const float* thr, int64_t c, uint64_t* out) {
   const __m256 zero = _mm256_setzero_ps();
   int64_t w = 0;
   for (; (w + 1) * 64 <= c; ++w) {
     uint64_t bits = 0;
     for (int q = 0; q < 8; ++q) {
-      __m256 v = _mm256_loadu_ps(x + w * 64 + q * 8);
-      if (thr) v = _mm256_sub_ps(v, _mm256_loadu_ps(thr + w * 64 + q * 8));
+      const int64_t k = w * 64 + q * 8;
+      __m256 v = _mm256_loadu_ps(x + k);
+      if (mul)
+        v = _mm256_fmadd_ps(v, _mm256_loadu_ps(mul + k), _mm256_loadu_ps(thr + k));
+      else if (thr)
+        v = _mm256_sub_ps(v, _mm256_loadu_ps(thr + k));
       bits |= uint64_t(uint32_t(_mm256_movemask_ps(_mm256_cmp_ps(v, zero, _CMP_GE_OQ)))) << (q * 8);
     }
     out[w] = bits;
@@ -90,7 +94,7 @@ static void pack_bits(const float* x, const float* thr, int64_t c, uint64_t* out
   if (w * 64 < c) {
     uint64_t bits = 0;
     for (int64_t k = w * 64; k < c; ++k) {
-      const bool positive = thr ? (x[k] - thr[k] >= 0.0f) : (x[k] >= 0.0f);
+      const bool positive = mul ? BNNZOO_FMA(x[k], mul[k], thr[k]) >= 0.0f : thr ? x[k] - thr[k] >= 0.0f : x[k] >= 0.0f;
       bits |= uint64_t(positive) << (k - w * 64);
     }
     out[w] = bits;

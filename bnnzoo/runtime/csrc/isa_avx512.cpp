@@ -50,7 +50,7 @@ static void bgemm_ukernel(int mr, int64_t ntaps, int64_t wg, const uint64_t* a, 
   }
 }
 
-static void pack_bits(const float* x, const float* thr, int64_t c, uint64_t* out) {
+static void pack_bits(const float* x, const float* mul, const float* thr, int64_t c, uint64_t* out) {
   const __m512 zero = _mm512_setzero_ps();
   for (int64_t w = 0; w * 64 < c; ++w) {
     uint64_t bits = 0;
@@ -59,7 +59,10 @@ static void pack_bits(const float* x, const float* thr, int64_t c, uint64_t* out
       if (left <= 0) break;
       const __mmask16 m = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
       __m512 v = _mm512_maskz_loadu_ps(m, x + first);
-      if (thr) v = _mm512_sub_ps(v, _mm512_maskz_loadu_ps(m, thr + first));
+      if (mul)
+        v = _mm512_fmadd_ps(v, _mm512_maskz_loadu_ps(m, mul + first), _mm512_maskz_loadu_ps(m, thr + first));
+      else if (thr)
+        v = _mm512_sub_ps(v, _mm512_maskz_loadu_ps(m, thr + first));
       bits |= uint64_t(_mm512_mask_cmp_ps_mask(m, v, zero, _CMP_GE_OQ)) << (q * 16);
     }
     out[w] = bits;

@@ -30,15 +30,16 @@ static void bgemm_ukernel(int mr, int64_t ntaps, int64_t wg, const uint64_t* a, 
   }
 }
 
-static void pack_bits(const float* x, const float* thr, int64_t c, uint64_t* out) {
+static inline bool positive(const float* x, const float* mul, const float* thr, int64_t k) {
+  if (mul) return BNNZOO_FMA(x[k], mul[k], thr[k]) >= 0.0f;
+  return thr ? x[k] - thr[k] >= 0.0f : x[k] >= 0.0f;
+}
+
+static void pack_bits(const float* x, const float* mul, const float* thr, int64_t c, uint64_t* out) {
   for (int64_t w = 0; w * 64 < c; ++w) {
     const int64_t n = c - w * 64 < 64 ? c - w * 64 : 64;
     uint64_t bits = 0;
-    for (int64_t k = 0; k < n; ++k) {
-      const float v = x[w * 64 + k];
-      const bool positive = thr ? (v - thr[w * 64 + k] >= 0.0f) : (v >= 0.0f);
-      bits |= uint64_t(positive) << k;
-    }
+    for (int64_t k = 0; k < n; ++k) bits |= uint64_t(positive(x, mul, thr, w * 64 + k)) << k;
     out[w] = bits;
   }
 }
