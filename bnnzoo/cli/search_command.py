@@ -44,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "bnnzoo search --space bnas --epochs 2 --train-limit 2000 -o runs/quick",
             "bnnzoo search --space mbconv --eps-a 0,0.1,0.2 --eps-w 0,0.25 -o runs/grid",
             "bnnzoo search --space mbconv --target-ops 10.6M -o runs/budget",
+            "bnnzoo search --space bnas --epochs 8 --sharpness -o runs/sharp",
         ],
     )
     p.add_argument("--space", default="bnas", help="bnas (cells) or mbconv (layer lists)")
@@ -85,6 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--final-temperature", type=float, default=None, help="anneal the temperature geometrically to this")
     p.add_argument("--target-ops", type=quantity, help="target Equiv. Ops, e.g. 10.6M")
     p.add_argument("--target-weight", type=float, default=1.0)
+    add_sharpness_options(p)
     p.add_argument("--proxy-epochs", type=int, default=2, help="grid search: proxy training epochs")
     p.add_argument("--proxy-steps", type=int, help="grid search: proxy steps per epoch")
     p.add_argument("--seed", type=int, default=0)
@@ -94,6 +96,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="start again in an output folder that holds a run")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (one is shown on a terminal)")
     p.set_defaults(run=run_search_command)
+
+
+def add_sharpness_options(p: argparse.ArgumentParser) -> None:
+    """--sharpness and its settings (bnnzoo/search/sharpness.py)."""
+    p.add_argument(
+        "--sharpness", action="store_true", help="log the sharpness along alpha and the weights every epoch (slower)"
+    )
+    p.add_argument("--sharpness-images", type=int, default=256, help="the fixed validation subset it is measured on")
+    p.add_argument("--sharpness-rho", type=float, default=0.1, help="relative radius of the weight perturbation")
+    p.add_argument("--sharpness-draws", type=int, default=4, help="random weight directions averaged")
+
+
+def sharpness_settings(args: argparse.Namespace) -> dict:
+    """The SearchConfig fields of :func:`add_sharpness_options`."""
+    return {
+        "sharpness": getattr(args, "sharpness", False),
+        "sharpness_images": args.sharpness_images,
+        "sharpness_rho": args.sharpness_rho,
+        "sharpness_draws": args.sharpness_draws,
+    }
 
 
 def _config(args: argparse.Namespace) -> SearchConfig:
@@ -131,6 +153,7 @@ def _config(args: argparse.Namespace) -> SearchConfig:
         ramp=args.ramp,
         target_ops=args.target_ops,
         target_weight=args.target_weight,
+        **sharpness_settings(args),
         seed=args.seed,
         device=args.device,
         amp=args.amp,

@@ -59,6 +59,11 @@ class SearchConfig:
     # resource-aware search
     target_ops: float | None = None
     target_weight: float = 1.0
+    # sharpness along alpha and the weights, logged per epoch (bnnzoo/search/sharpness.py); off: it costs time
+    sharpness: bool = False
+    sharpness_images: int = 256  # the fixed validation subset
+    sharpness_rho: float = 0.1  # relative radius of the weight perturbation
+    sharpness_draws: int = 4  # random directions averaged
     # running
     seed: int = 0
     device: str = "cpu"
@@ -107,6 +112,11 @@ class SearchConfig:
             self._validate_stages()
         if self.target_ops is not None and self.target_ops <= 0:
             raise SearchError("--target-ops must be positive")
+        if self.sharpness_images < 1 or self.sharpness_draws < 1 or not self.sharpness_rho >= 0:
+            raise SearchError(
+                "--sharpness-images and --sharpness-draws must be at least 1 and --sharpness-rho at least 0, got "
+                f"{self.sharpness_images}, {self.sharpness_draws} and {self.sharpness_rho}"
+            )
         return self
 
     def stage_strides(self) -> tuple[int, ...]:

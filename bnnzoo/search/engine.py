@@ -351,6 +351,13 @@ class Searcher:
         }
         if self.expected_ops is not None:
             row["expected_equiv_ops"] = self.expected_ops().item()
+        if self.config.sharpness and self.dist.is_main:
+            from bnnzoo.search.sharpness import measure_sharpness
+
+            sharpness = measure_sharpness(
+                self.model, self.arch, self.binary_weights, self.val_set, self.config, self.device
+            )
+            row.update(sharpness)
         self.history.append(row)
         self._say(summary_line(row, self.config.epochs))
         if self.dist.is_main:
@@ -449,7 +456,9 @@ class Searcher:
         )
 
 
+# Settings a resumed run may change: they do not change what the search does (sharpness only measures).
 _RESUMABLE = {"progress", "num_workers", "output", "device", "amp", "overwrite"}
+_RESUMABLE |= {"sharpness", "sharpness_images", "sharpness_rho", "sharpness_draws"}
 
 
 def _equiv_ops(genotype: Genotype) -> float:
@@ -467,6 +476,11 @@ def summary_line(row: dict[str, Any], epochs: int) -> str:
         f"val loss {row['val_loss']:.3f} acc {100 * row['val_acc']:.1f}% | "
         f"alpha entropy {row['alpha_entropy_normalized']:.3f} (1 = uniform) | "
         f"derived {row['derived_equiv_ops'] / 1e6:.2f} M Equiv. Ops, {changed}"
+        + (
+            f" | sharpness alpha {row['sharpness_alpha']:.3g}, weights {row['sharpness_weights']:.3g}"
+            if "sharpness_alpha" in row
+            else ""
+        )
     )
 
 
