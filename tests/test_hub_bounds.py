@@ -229,6 +229,12 @@ def test_bad_config_is_a_hub_error_naming_the_file(staged, tmp_path, case):
     assert expected in str(info.value)
 
 
+def test_an_oversized_config_is_refused_unread(staged, tmp_path):
+    folder = variant(staged, tmp_path, lambda c: c.update(padding=" " * (1 << 20)))
+    with pytest.raises(HubError, match=r"config\.json: \d+ bytes, over the 1048576 a model config may have"):
+        read_config(folder)
+
+
 def _drop(key):
     return lambda tensors: tensors.pop(key)
 

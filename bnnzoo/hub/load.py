@@ -35,6 +35,8 @@ __all__ = ["HubSource", "create_from_hub", "hub_error", "load_pretrained", "read
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+MAX_CONFIG_BYTES = 1 << 20
+"""A bnnzoo config.json, genotype text included, is a few kB; a larger one is refused unread."""
 PROBE_TIMEOUT_S = 5.0
 """The longest the one reachability request waits (huggingface_hub's HF_HUB_ETAG_TIMEOUT when lower)."""
 _PREFIXES = {"hf-hub:": "hf-hub", "hf_hub:": "hf-hub", "local-dir:": "local-dir"}
@@ -362,6 +364,11 @@ def _check_config(config: Any, name: str) -> None:
 def _read_config(source: HubSource, cache_dir: str | os.PathLike | None, unreachable: str | None) -> dict[str, Any]:
     path = _fetch(source, CONFIG_NAME, cache_dir, unreachable)
     name = source.file(CONFIG_NAME)
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise HubError(
+            f"{name}: {size} bytes, over the {MAX_CONFIG_BYTES} a model config may have; not a bnnzoo config"
+        )
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
