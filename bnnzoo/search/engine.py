@@ -135,7 +135,9 @@ class Searcher:
 
     def _claim_output(self) -> None:
         """Refuse a folder that holds a run, unless ``overwrite``; then clear that run's files."""
-        previous = sorted(self.output.glob(f"{CHECKPOINT}*")) + sorted(self.output.glob(LOG))
+        # checkpoint.json first: it names the run, and removing it first removes the checkpoint at once
+        checkpoint = sorted(self.output.glob(f"{CHECKPOINT}*"), key=lambda path: (path.suffix != ".json", path.name))
+        previous = checkpoint + sorted(self.output.glob(LOG))
         if not previous:
             return
         if not self.config.overwrite:
