@@ -299,24 +299,41 @@ def _input_size_problem(value: Any) -> str | None:
     return None
 
 
+_FIX = f"fix {CONFIG_NAME}, or publish the model again with `bnnzoo publish`"
+
+
 def _check_config(config: Any, name: str) -> None:
-    """Raise a HubError naming ``name`` (the config.json) for the first problem in ``config``."""
+    """Raise a HubError naming ``name`` (the config.json) for the first problem in ``config``;
+    a GenotypeError for a broken genotype text."""
     from bnnzoo import dsl
+    from bnnzoo.zoo.models import GENERIC_ARCHITECTURE
+
+    if not isinstance(config, dict) or not isinstance(config.get("architecture"), str):
+        raise HubError(f"{name}: no 'architecture'; not a timm model config")
+    args = config.get("model_args", {})
+    _check_model_args(config["architecture"], args, name)
+    pretrained_cfg = config.get("pretrained_cfg", {})
+    _check_pretrained_cfg(pretrained_cfg, name)
+    for prefix, value in (("", config.get("num_classes")), ("pretrained_cfg.", pretrained_cfg.get("num_classes"))):
+        if value is not None and (problem := _arg_problem("num_classes", value)):
+            raise HubError(f"{name}: {prefix}{problem}; {_FIX}")
+    if config["architecture"] == GENERIC_ARCHITECTURE:
+        if "genotype" not in args:
+            raise HubError(f"{name}: architecture {GENERIC_ARCHITECTURE} needs model_args.genotype (genotype text)")
+        dsl.parse(args["genotype"], f"{name} (model_args.genotype)")
+
+
+def _check_model_args(architecture: str, args: Any, name: str) -> None:
     from bnnzoo.dsl.library import zoo_genotype_names
     from bnnzoo.zoo.models import GENERIC_ARCHITECTURE
 
-    fix = f"fix {CONFIG_NAME}, or publish the model again with `bnnzoo publish`"
-    if not isinstance(config, dict) or not isinstance(config.get("architecture"), str):
-        raise HubError(f"{name}: no 'architecture'; not a timm model config")
-    architecture = config["architecture"]
     if architecture != GENERIC_ARCHITECTURE and architecture not in zoo_genotype_names():
         raise HubError(
             f"{name}: architecture '{architecture}' is not a bnnzoo model (expected {GENERIC_ARCHITECTURE} or a zoo "
             "name); load other timm models with timm.create_model"
         )
-    args = config.get("model_args", {})
     if not isinstance(args, dict):
-        raise HubError(f"{name}: 'model_args' must be an object; {fix}")
+        raise HubError(f"{name}: 'model_args' must be an object; {_FIX}")
     known = [key for key in _model_arg_names() if key != "genotype" or architecture == GENERIC_ARCHITECTURE]
     unknown = sorted(set(args) - set(known))
     if unknown:
@@ -325,23 +342,20 @@ def _check_config(config: Any, name: str) -> None:
             f"remove them from {CONFIG_NAME}"
         )
     for key, value in args.items():
-        problem = _arg_problem(key, value)
-        if problem:
-            raise HubError(f"{name}: model_args.{problem}; {fix}")
-    pretrained_cfg = config.get("pretrained_cfg", {})
-    if not isinstance(pretrained_cfg, dict):
-        raise HubError(f"{name}: 'pretrained_cfg' must be an object; {fix}")
+        if problem := _arg_problem(key, value):
+            raise HubError(f"{name}: model_args.{problem}; {_FIX}")
+
+
+def _check_pretrained_cfg(pretrained_cfg: Any, name: str) -> None:
     from timm.models import PretrainedCfg
 
+    if not isinstance(pretrained_cfg, dict):
+        raise HubError(f"{name}: 'pretrained_cfg' must be an object; {_FIX}")
     unknown = sorted(set(pretrained_cfg) - {field.name for field in dataclasses.fields(PretrainedCfg)})
     if unknown:
         raise HubError(f"{name}: unknown keys in pretrained_cfg: {', '.join(unknown)}")
-    top_level = (("num_classes", config.get("num_classes")), ("pretrained_cfg.", pretrained_cfg.get("num_classes")))
-    for where, value in top_level:
-        if value is not None and (problem := _arg_problem("num_classes", value)):
-            raise HubError(f"{name}: {where.removesuffix('num_classes')}{problem}; {fix}")
     if "input_size" in pretrained_cfg and (problem := _input_size_problem(pretrained_cfg["input_size"])):
-        raise HubError(f"{name}: {problem}; {fix}")
+        raise HubError(f"{name}: {problem}; {_FIX}")
     elsewhere = [key for key in _WEIGHT_SOURCES if pretrained_cfg.get(key)]
     if pretrained_cfg.get("custom_load"):
         elsewhere.append("custom_load")
@@ -354,11 +368,7 @@ def _check_config(config: Any, name: str) -> None:
         )
     for key, module in (("first_conv", "stem.conv"), ("classifier", "fc")):
         if pretrained_cfg.get(key, module) != module:
-            raise HubError(f"{name}: pretrained_cfg.{key} must be '{module}' for a bnnzoo model; {fix}")
-    if architecture == GENERIC_ARCHITECTURE:
-        if "genotype" not in args:
-            raise HubError(f"{name}: architecture {GENERIC_ARCHITECTURE} needs model_args.genotype (genotype text)")
-        dsl.parse(args["genotype"], f"{name} (model_args.genotype)")
+            raise HubError(f"{name}: pretrained_cfg.{key} must be '{module}' for a bnnzoo model; {_FIX}")
 
 
 def _read_config(source: HubSource, cache_dir: str | os.PathLike | None, unreachable: str | None) -> dict[str, Any]:
