@@ -299,3 +299,15 @@ def test_random_draws_are_uniform_live_and_leave_alpha_alone(space, tmp_path):
         last = {(g.body.layers[-1].kernel, g.body.layers[-1].expansion) for g in draws}
         assert last == {(3, 1), (3, 2), (5, 1), (5, 2)}  # the stride-2 layer can never be a skip
     assert len({bnnzoo.to_text(g) for g in draws}) > 40
+
+
+def test_the_command_line_defaults_are_the_configs_defaults():
+    import argparse
+
+    from bnnzoo.cli.search_command import _config, register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    config, defaults = _config(parser.parse_args(["search"])), SearchConfig()
+    for name in ("arch_lr", "arch_schedule", "warmup_epochs", "temperature", "final_temperature", "epochs"):
+        assert getattr(config, name) == getattr(defaults, name), name

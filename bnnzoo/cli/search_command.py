@@ -86,7 +86,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--warmup-epochs", type=int, default=None, help="weight-only epochs first (default: epochs // 4; DARTS: 0)"
     )
     p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature of the mixing weights")
-    p.add_argument("--final-temperature", type=float, default=None, help="anneal the temperature geometrically to this")
+    p.add_argument(
+        "--final-temperature",
+        type=float,
+        default=SearchConfig.final_temperature,
+        help="anneal the temperature geometrically to this by the last epoch (DARTS: 1)",
+    )
     p.add_argument("--target-ops", type=quantity, help="target Equiv. Ops, e.g. 10.6M")
     p.add_argument("--target-weight", type=float, default=1.0)
     add_sharpness_options(p)
