@@ -17,7 +17,7 @@ _PUBLIC = {
     "Genotype": "bnnzoo.dsl.types",
     "GenotypeError": "bnnzoo.errors",
     "check": "bnnzoo.dsl",
-    "create_model": "bnnzoo.zoo",
+    "create_model": "bnnzoo._create",
     "dump": "bnnzoo.dsl",
     "list_models": "bnnzoo.zoo",
     "load_genotype": "bnnzoo.dsl",

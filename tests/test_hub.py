@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
 import time
@@ -47,16 +46,6 @@ layers {
   basic(real) 16 s2
 }
 """,
-)
-
-
-def _wired() -> bool:
-    return "create_from_hub" in inspect.getsource(bnnzoo.zoo.create_model)
-
-
-# bnnzoo.create_model("hf-hub:...") gives bnnzoo's errors once bnnzoo/zoo/__init__.py delegates to the hub module.
-needs_wiring = pytest.mark.xfail(
-    not _wired(), reason="bnnzoo.zoo.create_model does not call bnnzoo.hub.create_from_hub yet", strict=True
 )
 
 
@@ -292,7 +281,6 @@ def test_offline_and_not_cached_fails_fast(local_hub, tmp_path):
     assert "bnnzoo-test/never-published" in message and "HF_HUB_OFFLINE" in message and "online" in message
 
 
-@needs_wiring
 def test_bnnzoo_create_model_reports_hub_errors(local_hub, staged, tmp_path):
     with hub_env(local_hub, tmp_path / "hf", offline=True), pytest.raises(HubError, match="HF_HUB_OFFLINE"):
         bnnzoo.create_model("hf-hub:bnnzoo-test/never-published-either", pretrained=True)

@@ -70,8 +70,8 @@ def test_public_names_are_unchanged_and_resolve() -> None:
     ]
     assert bnnzoo.__all__ == expected
     assert set(expected) <= set(dir(bnnzoo))
+    from bnnzoo._create import create_model
     from bnnzoo.dsl import parse
-    from bnnzoo.zoo import create_model
 
     assert bnnzoo.parse is parse and bnnzoo.create_model is create_model
     with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):

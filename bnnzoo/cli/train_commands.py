@@ -196,7 +196,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from bnnzoo.train.data import dataset_info, load_dataset
     from bnnzoo.train.evaluate import evaluate
     from bnnzoo.train.weights import apply_weights, load_trained_weights
-    from bnnzoo.zoo import create_model
+    from bnnzoo._create import create_model
 
     weights = load_trained_weights(args.checkpoint) if args.checkpoint else None
     dataset = args.dataset or (weights.dataset if weights is not None and weights.dataset else "fashion_mnist")

@@ -208,7 +208,7 @@ def _split_size(dataset: str | None) -> int | None:
     if not dataset:
         return None
     try:
-        from bnnzoo.train.data import dataset_info
+        from bnnzoo._datasets import dataset_info
 
         return dataset_info(dataset).test_images
     except Exception:  # a dataset bnnzoo does not know: its split size is not known either

@@ -48,7 +48,7 @@ def _normalisation(
         candidates.append((data_config["mean"], data_config["std"]))
     if dataset:
         try:
-            from bnnzoo.train.data import dataset_info
+            from bnnzoo._datasets import dataset_info
 
             info = dataset_info(dataset)
             candidates.append((info.mean, info.std))

@@ -16,7 +16,6 @@ A root can also come from an environment variable (see :data:`ROOT_ENV_VARS`).
 
 from __future__ import annotations
 
-import difflib
 import gzip
 import importlib
 import os
@@ -24,7 +23,6 @@ import pickle
 import struct
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -34,9 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
+from bnnzoo._datasets import DATASETS, IMAGENET_MEAN, IMAGENET_STD, DatasetInfo, dataset_info  # noqa: F401 (re-exported)
+from bnnzoo._datasets import choice_hint as _did_you_mean
 from bnnzoo.errors import DataError
 
-DATASETS = ("fashion_mnist", "cifar10", "cifar100", "imagefolder", "synthetic")
 SPLITS = ("train", "test")
 DEFAULT_FASHION_MNIST_ROOT = Path("/usr/share/datasets/fashion-mnist")
 ROOT_ENV_VARS = {
@@ -48,8 +47,6 @@ ROOT_ENV_VARS = {
 CROP_PADDING = 4
 SYNTHETIC_SIZES = {"train": 256, "test": 64}
 
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
 _FASHION_CLASSES = (
     "T-shirt/top",
     "Trouser",
@@ -74,43 +71,6 @@ _CIFAR10_CLASSES = (
     "ship",
     "truck",
 )
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """Static facts about a dataset: class count, image shape (C, H, W), normalisation and the size
-    of its test split, where that is fixed."""
-
-    name: str
-    num_classes: int
-    input_shape: tuple[int, int, int]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    test_images: int | None = None
-
-
-_INFOS = {
-    "fashion_mnist": DatasetInfo("fashion_mnist", 10, (1, 28, 28), (0.2860,), (0.3530,), 10_000),
-    "cifar10": DatasetInfo("cifar10", 10, (3, 32, 32), (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 10_000),
-    "cifar100": DatasetInfo("cifar100", 100, (3, 32, 32), (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), 10_000),
-    "imagefolder": DatasetInfo("imagefolder", 1000, (3, 224, 224), _IMAGENET_MEAN, _IMAGENET_STD),
-    # Uniform random bytes: mean 0.5, std 1/sqrt(12) after scaling to [0, 1].
-    "synthetic": DatasetInfo("synthetic", 10, (3, 32, 32), (0.5,) * 3, (0.2887,) * 3),
-}
-
-
-def dataset_info(name: str) -> DatasetInfo:
-    """The :class:`DatasetInfo` of ``name``; an unknown name raises DataError with a suggestion."""
-    info = _INFOS.get(name)
-    if info is None:
-        raise DataError(f"unknown dataset {name!r}{_did_you_mean(name, DATASETS)}")
-    return info
-
-
-def _did_you_mean(word: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.5)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"{hint} (choose from {', '.join(choices)})"
 
 
 # --------------------------------------------------------------------------- in-memory dataset
@@ -261,7 +221,7 @@ def synthetic_dataset(
     generator = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (num_samples, *input_shape), dtype=torch.uint8, generator=generator)
     labels = torch.randint(0, num_classes, (num_samples,), generator=generator)
-    info = _INFOS["synthetic"]
+    info = dataset_info("synthetic")
     channels = input_shape[0]
     return TensorImageDataset(
         images,
@@ -585,13 +545,13 @@ def _load_imagefolder(root: Path, split: str, image_size: int | None, augment: b
         raise DataError(f"imagefolder: {folder} is not a folder; expected {_LAYOUT_HELP['imagefolder']}")
     if not any(child.is_dir() for child in folder.iterdir()):
         raise DataError(f"imagefolder: {folder} has no class folders; expected {_LAYOUT_HELP['imagefolder']}")
-    size = image_size or _INFOS["imagefolder"].input_shape[-1]
+    size = image_size or dataset_info("imagefolder").input_shape[-1]
     if augment:
         geometry = [transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip()]
     else:
         geometry = [transforms.Resize(round(size * 256 / 224)), transforms.CenterCrop(size)]
     transform = transforms.Compose(
-        [*geometry, transforms.ToTensor(), transforms.Normalize(_IMAGENET_MEAN, _IMAGENET_STD)]
+        [*geometry, transforms.ToTensor(), transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
     )
     try:
         dataset = datasets.ImageFolder(str(folder), transform=transform, loader=_load_rgb)

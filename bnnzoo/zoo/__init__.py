@@ -18,7 +18,7 @@ from bnnzoo.zoo.models import GENERIC_ARCHITECTURE, check_tag
 
 __all__ = ["create_model", "list_models", "pretrained_tags"]
 
-_HUB_PREFIXES = ("hf-hub:", "hf_hub:", "local-dir:")
+HUB_PREFIXES = ("hf-hub:", "hf_hub:", "local-dir:")  # published repos: timm loads them
 
 
 def list_models(pattern: str = "*", pretrained: bool = False) -> list[str]:
@@ -35,11 +35,10 @@ def pretrained_tags(name: str) -> list[str]:
 
 def create_model(model: str | os.PathLike | Genotype, pretrained: bool = False, **kwargs: Any):
     """Build a zoo model by name (``"mbconv_a"``, ``"mbconv_a.fashion_mnist"``), a ``.bnn`` path,
-    a :class:`Genotype`, or a published repo (``"hf-hub:ORG/NAME"``, ``"local-dir:PATH"``)."""
-    if isinstance(model, str) and model.startswith(_HUB_PREFIXES):
-        from bnnzoo.hub.load import create_from_hub
-
-        return create_from_hub(model, pretrained=pretrained, **kwargs)
+    a :class:`Genotype`, or a published repo (``"hf-hub:ORG/NAME"``, ``"local-dir:PATH"``, loaded by timm;
+    ``bnnzoo.create_model`` checks the repo first and names what is wrong)."""
+    if isinstance(model, str) and model.startswith(HUB_PREFIXES):
+        return timm.create_model(model, pretrained=pretrained, **kwargs)  # bnnzoo.create_model checks first
     if isinstance(model, str) and model.split(".")[0] in _zoo():
         if pretrained:
             _require_weights(model)

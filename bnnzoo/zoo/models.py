@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model, resolve_pretrained_cfg
 
 from bnnzoo import dsl
+from bnnzoo._datasets import dataset_info
 from bnnzoo._suggest import did_you_mean
 from bnnzoo.dsl.library import zoo_genotype, zoo_genotype_names
 from bnnzoo.dsl.types import Genotype, LayerList
@@ -30,10 +31,7 @@ GENERIC_ARCHITECTURE = "bnnzoo_genotype"
 PAPER_ID = "doi:10.1109/WACV56688.2023.00244"
 # Untrained configs carry the normalisation of the data their input shape suggests: Table 3's
 # models are CIFAR-10 models (3 channels); 1-channel genotypes are Fashion-MNIST-like.
-NORMALISATION = {
-    3: ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),  # CIFAR-10
-    1: ((0.2860,), (0.3530,)),  # Fashion-MNIST
-}
+NORMALISATION = {info.input_shape[0]: (info.mean, info.std) for info in map(dataset_info, ("cifar10", "fashion_mnist"))}
 _WEIGHTS_FILE = "weights.json"
 
 
