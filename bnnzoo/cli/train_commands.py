@@ -193,10 +193,10 @@ def _is_main_process() -> bool:
 def run_eval(args: argparse.Namespace) -> int:
     import torch
 
+    from bnnzoo._create import create_model
     from bnnzoo.train.data import dataset_info, load_dataset
     from bnnzoo.train.evaluate import evaluate
     from bnnzoo.train.weights import apply_weights, load_trained_weights
-    from bnnzoo._create import create_model
 
     weights = load_trained_weights(args.checkpoint) if args.checkpoint else None
     dataset = args.dataset or (weights.dataset if weights is not None and weights.dataset else "fashion_mnist")

@@ -45,6 +45,7 @@ from bnnzoo._atomic import atomic_path
 from bnnzoo.build.binary import BinaryConv2d, SignWeightSTE, sign
 from bnnzoo.build.network import BinaryNet
 from bnnzoo.errors import ModelError, WeightsError
+from bnnzoo.trained import load_state_checked
 
 __all__ = [
     "BITS_SUFFIX",
@@ -323,41 +324,6 @@ def load_packed(path: str | os.PathLike, device: str | torch.device | None = Non
     if device is not None:
         model.to(device)
     return model
-
-
-def load_state_checked(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """``model.load_state_dict(state)``, with a :class:`WeightsError` naming the first tensor that does not fit."""
-    expected = model.state_dict()
-    missing = [key for key in expected if key not in state]
-    unexpected = [key for key in state if key not in expected]
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"missing {_some(missing)}")
-        if unexpected:
-            parts.append(f"unexpected {_some(unexpected)}")
-        raise WeightsError(f"{source}: the weights do not fit the model: {'; '.join(parts)}")
-    for key, value in state.items():
-        if tuple(value.shape) != tuple(expected[key].shape):
-            raise WeightsError(
-                f"{source}: {key} has shape {tuple(value.shape)} in the weights but {tuple(expected[key].shape)} "
-                f"in the model{classifier_hint(key, model)}"
-            )
-    model.load_state_dict(state, strict=True)
-
-
-def classifier_hint(key: str, model: nn.Module) -> str:
-    """A hint for a classifier mismatch: pass ``num_classes=`` (or ``in_chans=`` for the stem)."""
-    if key.startswith("fc."):
-        return "; the classifier differs: pass num_classes= matching the weights, or reset the classifier"
-    if key == "stem.conv.weight":
-        return "; the input channels differ: pass in_chans= matching the weights"
-    return ""
-
-
-def _some(keys: list[str], limit: int = 5) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
 
 
 # -- sizes ---------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from bnnzoo.errors import BnnzooError
+from bnnzoo.trained import CHECKPOINT_NAME, FINAL_FORMAT, FINAL_WEIGHTS_NAME, RUN_FORMAT
 
 __all__ = [
     "AMP_DTYPES",
@@ -40,12 +41,8 @@ __all__ = [
 
 SCHEDULES = ("linear", "cosine")
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-CHECKPOINT_NAME = "checkpoint"
 METRICS_NAME = "metrics.jsonl"
-FINAL_WEIGHTS_NAME = "final.safetensors"
 FINAL_INFO_NAME = "final.json"
-RUN_FORMAT = "bnnzoo.train/1"
-FINAL_FORMAT = "bnnzoo.final/1"
 PHASE_NAMES = {1: "binary activations, real weights", 2: "fully binary"}
 
 # Fields that define the run: a resumed run must use the same values.

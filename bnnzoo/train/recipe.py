@@ -97,13 +97,12 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from safetensors.torch import save_file
 from torch import nn
 from torch.utils.data import Dataset, Sampler, Subset
 from torch.utils.data.distributed import DistributedSampler
 
 from bnnzoo import __version__, dsl
-from bnnzoo._atomic import atomic_path, atomic_write_text
+from bnnzoo._atomic import atomic_write_text
 from bnnzoo._checkpoint import load_checkpoint, load_safetensors, remove_checkpoint, remove_leftovers, save_checkpoint
 from bnnzoo._distributed import DistInfo, all_reduce_sum, cleanup, init_distributed
 from bnnzoo.build.binary import BinaryConv2d, set_binary_weights
@@ -129,12 +128,7 @@ from bnnzoo.train.optim import (
     make_scheduler,
     train_step,
 )
-from bnnzoo.train.weights import (
-    apply_weights,
-    canonical_text,
-    genotype_name,
-    load_trained_weights,
-)
+from bnnzoo.trained import apply_weights, canonical_text, genotype_name, load_trained_weights, write_final_weights
 
 
 def train(
@@ -681,9 +675,7 @@ class _Run:
         final_weights = self.output_dir / FINAL_WEIGHTS_NAME
         final_info = self.output_dir / FINAL_INFO_NAME
         if self.info.is_main:
-            state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-            with atomic_path(final_weights) as tmp:
-                save_file(state, str(tmp), metadata={"format": "pt", "bnnzoo": FINAL_FORMAT})
+            write_final_weights(self.model, final_weights)
             summary = {
                 "format": FINAL_FORMAT,
                 "bnnzoo_version": __version__,
