@@ -111,9 +111,13 @@ def test_fashion_mnist_image_size_32_pads_two_pixels() -> None:
 @needs_fashion
 def test_fashion_mnist_augment_keeps_shape_and_plain_is_deterministic() -> None:
     plain = load_dataset("fashion_mnist", "test", image_size=32, limit=4)
-    assert torch.equal(plain[2][0], plain[2][0])
+    again = load_dataset("fashion_mnist", "test", image_size=32, limit=4)
+    assert all(torch.equal(plain[2][0], again[2][0]) for _ in range(3))  # every access, every load
+    torch.manual_seed(0)
     augmented = load_dataset("fashion_mnist", "test", image_size=32, augment=True, limit=4)
-    assert augmented[2][0].shape == (1, 32, 32)
+    draws = [augmented[2][0] for _ in range(8)]
+    assert all(draw.shape == (1, 32, 32) for draw in draws)
+    assert sum(not torch.equal(draw, plain[2][0]) for draw in draws) >= 1  # random crops and flips move it
 
 
 def _fashion_copy(tmp_path: Path) -> Path:

@@ -688,16 +688,26 @@ def test_check_genotype_refuses_meta_keys_that_cannot_be_written(key: str) -> No
 
 
 @pytest.mark.parametrize(
-    "text",
+    ("text", "expected"),
     [
-        edit(edit(CELLS, "layers 8", "layers 1"), "reductions 2 5\n", ""),
-        edit(edit(CELLS, "3x32x32", "3x2x2"), "reductions 2 5\n", ""),
-        edit(edit(CELLS, "layers 8", "layers 0"), "reductions 2 5\n", ""),
+        (edit(edit(CELLS, "layers 8", "layers 1"), "reductions 2 5\n", ""), []),
+        (
+            edit(edit(CELLS, "3x32x32", "3x2x2"), "reductions 2 5\n", ""),
+            ["model.bnn:8:8: too many reductions: input 2x2 allows at most 1, got 2"],
+        ),
+        (
+            edit(edit(CELLS, "layers 8", "layers 0"), "reductions 2 5\n", ""),
+            [
+                "model.bnn:8:8: layers must be between 1 and 100, got 0",
+                "model.bnn:8:8: reduction at cell 0 is outside the network's cells 0..-1",
+            ],
+        ),
     ],
     ids=["one-cell", "tiny-input", "no-cells"],
 )
-def test_errors_about_default_reductions_are_located(text: str) -> None:
+def test_errors_about_default_reductions_are_located(text: str, expected: list[str]) -> None:
     """Without a ``reductions`` line the cells at layers // 3 and 2 * layers // 3 reduce; a problem
     with those defaults still needs a place in the file (the ``layers`` line), like every error."""
     errors = check(text, PATH)
-    assert errors == [] or all(error.line is not None for error in errors), [str(e) for e in errors]
+    assert [str(error).splitlines()[0] for error in errors] == expected
+    assert all(error.line == 8 for error in errors)
