@@ -16,11 +16,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from bnnzoo.dsl.spaces import SHORTCUT_KINDS
 from bnnzoo.errors import ModelError
 
 __all__ = ["SHORTCUT_KINDS", "ReductionShortcut"]
-
-SHORTCUT_KINDS: tuple[str, ...] = ("partial_duplicate", "zero", "global_average")
 
 
 class ReductionShortcut(nn.Module):

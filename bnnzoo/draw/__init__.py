@@ -14,7 +14,6 @@ The style table and the dead-node rule are in :mod:`bnnzoo.draw.style` and :mod:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +28,7 @@ from bnnzoo.draw.rendering import (
     output_format,
     render,
 )
-from bnnzoo.dsl.library import SUFFIX, resolve_genotype, zoo_genotype, zoo_genotype_names
+from bnnzoo.dsl.library import resolve_genotype
 from bnnzoo.dsl.spaces import CELL_KINDS
 from bnnzoo.dsl.types import CellNetwork, Genotype, LayerList
 
@@ -60,17 +59,7 @@ def resolve(source: Any) -> Genotype:
     genotype = getattr(source, "genotype", None)
     if isinstance(genotype, Genotype):
         return genotype
-    if (
-        isinstance(source, str)
-        and "." in source
-        and not source.endswith(SUFFIX)
-        and os.sep not in source
-        and not os.path.exists(source)
-    ):
-        base = source.split(".", 1)[0]
-        if base in zoo_genotype_names():
-            return zoo_genotype(base)
-    return resolve_genotype(source)
+    return resolve_genotype(source)  # a zoo name (tag allowed) or a path: dsl.library decides
 
 
 def _check_cell(cell: str) -> None:

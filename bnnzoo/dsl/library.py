@@ -35,6 +35,15 @@ def zoo_genotype(name: str) -> Genotype:
     return load_genotype(zoo_genotype_path(name))
 
 
+def is_genotype_path(text: str | os.PathLike) -> bool:
+    """Whether ``text`` names a genotype file rather than a zoo name: the one place this is decided.
+
+    A path ends in ``.bnn``, has a directory separator or is an existing file; anything else is a
+    zoo name, with an optional tag (``mbconv_a.fashion_mnist``)."""
+    text = os.fspath(text)
+    return bool(text) and (text.endswith(SUFFIX) or os.sep in text or Path(text).is_file())
+
+
 def resolve_genotype(name_or_path: str | os.PathLike | Genotype) -> Genotype:
     """Accept a Genotype, a path to a ``.bnn`` file, or a zoo name."""
     if isinstance(name_or_path, Genotype):
@@ -42,6 +51,6 @@ def resolve_genotype(name_or_path: str | os.PathLike | Genotype) -> Genotype:
     from bnnzoo.dsl import load_genotype
 
     text = os.fspath(name_or_path)
-    if text.endswith(SUFFIX) or os.sep in text or Path(text).is_file():
+    if is_genotype_path(text):
         return load_genotype(text)
     return zoo_genotype(text.split(".", 1)[0])  # "mbconv_a.fashion_mnist" names a tag of mbconv_a

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bnnzoo.errors import BnnzooError, HubError, ModelError, WeightsError
+from bnnzoo.hub.repo_id import is_repo_id
 
 __all__ = ["HubSource", "create_from_hub", "hub_error", "load_pretrained", "read_config"]
 
@@ -61,7 +62,7 @@ class HubSource:
                     raise HubError(f"'{text}': nothing after '{prefix}' (expected {prefix}ORG/NAME or a folder)")
                 if kind == "hf-hub":
                     repo, _, revision = rest.partition("@")
-                    if repo.count("/") != 1 or not all(repo.split("/")):
+                    if not is_repo_id(repo):
                         raise HubError(f"'{text}': a Hub repository is named hf-hub:ORG/NAME[@REVISION]")
                     return cls(kind, repo, revision or None)
                 return cls(kind, rest)

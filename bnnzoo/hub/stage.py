@@ -25,6 +25,7 @@ from bnnzoo.build.binary import BinaryConv2d
 from bnnzoo.build.network import BinaryNet
 from bnnzoo.dsl.types import Genotype
 from bnnzoo.errors import HubError, ModelError
+from bnnzoo.hub.repo_id import check_repo_id
 
 __all__ = ["hub_config", "stage_repo"]
 
@@ -255,8 +256,8 @@ def stage_repo(
             "step 1 of two-step training): a Hub config cannot express that, so timm would load a different "
             "model; publish fully binary weights (a step-2 or final checkpoint)"
         )
-    if repo_id is not None and (repo_id.count("/") != 1 or not all(repo_id.split("/"))):
-        raise HubError(f"repo id '{repo_id}' must look like ORG/NAME")
+    if repo_id is not None:
+        check_repo_id(repo_id)
     folder = Path(out_dir)
     if folder.exists() and not folder.is_dir():
         raise HubError(f"{folder}: exists and is not a folder")

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from bnnzoo.errors import HubError
+from bnnzoo.hub.repo_id import check_repo_id
 
 __all__ = ["upload_repo"]
 
@@ -35,8 +36,7 @@ def upload_repo(
     missing = [name for name in REQUIRED if not (folder / name).is_file()]
     if missing:
         raise HubError(f"{folder}: not a staged model folder (missing {', '.join(missing)}); stage it with stage_repo")
-    if repo_id.count("/") != 1 or not all(repo_id.split("/")):
-        raise HubError(f"repo id '{repo_id}' must look like ORG/NAME")
+    check_repo_id(repo_id)
     api = HfApi(token=token, library_name="bnnzoo", library_version=__version__)
     step = "create_repo"
     try:

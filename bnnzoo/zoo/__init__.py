@@ -10,7 +10,7 @@ import timm
 from timm.models import get_pretrained_cfg
 
 from bnnzoo._suggest import did_you_mean
-from bnnzoo.dsl.library import SUFFIX, resolve_genotype, zoo_genotype_names
+from bnnzoo.dsl.library import is_genotype_path, resolve_genotype, zoo_genotype_names
 from bnnzoo.dsl.types import Genotype
 from bnnzoo.errors import ModelError
 from bnnzoo.zoo import models  # noqa: F401  (registers the zoo with timm)
@@ -43,7 +43,7 @@ def create_model(model: str | os.PathLike | Genotype, pretrained: bool = False, 
         if pretrained:
             _require_weights(model)
         return timm.create_model(model, pretrained=pretrained, **kwargs)
-    if isinstance(model, Genotype) or _looks_like_path(model):
+    if isinstance(model, Genotype) or (isinstance(model, (str, os.PathLike)) and is_genotype_path(model)):
         if pretrained:
             raise ModelError(
                 "pretrained weights exist for zoo names and published repos only; "
@@ -55,11 +55,6 @@ def create_model(model: str | os.PathLike | Genotype, pretrained: bool = False, 
 
 def _zoo() -> set[str]:
     return set(zoo_genotype_names())
-
-
-def _looks_like_path(model: object) -> bool:
-    text = os.fspath(model) if isinstance(model, (str, os.PathLike)) else ""
-    return bool(text) and (text.endswith(SUFFIX) or os.sep in text or os.path.isfile(text))
 
 
 def _require_weights(name: str) -> None:
