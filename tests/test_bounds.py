@@ -22,7 +22,7 @@ from bnnzoo.dsl.library import zoo_genotype
 from bnnzoo.dsl.spaces import MAX_PARAMETERS
 from bnnzoo.dsl.validate import estimate_activations, estimate_parameters
 from bnnzoo.profile import profile
-from bnnzoo.profile.fit import CellCandidate, CellFitter, CellSpace
+from bnnzoo.fit import CellCandidate, CellFitter, CellSpace
 from bnnzoo.search.cell_supernet import CellSupernet
 from bnnzoo.search.resource import ExpectedOps
 

@@ -15,7 +15,7 @@ from bnnzoo.cli import main
 from bnnzoo.dsl.library import zoo_genotype, zoo_genotype_names
 from bnnzoo.profile import profile, profile_module, published_row
 from bnnzoo.profile.counter import memory_mb
-from bnnzoo.profile.fit import CellFitter, CellSpace, MBConvFitter, MBConvSpace, relative_errors
+from bnnzoo.fit import CellFitter, CellSpace, MBConvFitter, MBConvSpace, relative_errors
 
 FIGURES = ("bops", "flops", "equiv_ops", "params_mb")
 
@@ -203,7 +203,7 @@ def test_cell_fitter_lands_on_targets_and_builds():
     import random
 
     rng = random.Random(3)
-    from bnnzoo.profile.fit import CellCandidate
+    from bnnzoo.fit import CellCandidate
 
     known = CellCandidate(probe.random_cell(rng), probe.random_cell(rng))
     targets = probe.counts(known).figures()

@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_fit(args: argparse.Namespace) -> int:
     from bnnzoo._progress import progress_bar
     from bnnzoo.dsl import dump, to_text
-    from bnnzoo.profile.fit import fit_published
+    from bnnzoo.fit import fit_published
 
     total = args.iterations * args.restarts
     with progress_bar(show_progress(args), total=total, desc=f"fit {args.published}", unit="step") as bar:

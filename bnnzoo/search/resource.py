@@ -11,8 +11,15 @@ from __future__ import annotations
 
 import torch
 
-from bnnzoo.dsl.spaces import BNAS_OPS, CELL_INPUTS, reduced_size
-from bnnzoo.profile.candidates import Counts, cell_op_counts, mbconv_block_counts, measure
+from bnnzoo.dsl.spaces import BNAS_OPS, CELL_INPUTS
+from bnnzoo.profile.candidates import (
+    Counts,
+    cell_edge_counts,
+    cell_fixed_counts,
+    cell_positions,
+    mbconv_block_counts,
+    mbconv_fixed_counts,
+)
 from bnnzoo.search.cell_supernet import CellSupernet, edge_index
 from bnnzoo.search.mbconv_supernet import MBConvSupernet
 
@@ -43,11 +50,8 @@ def _equiv(counts: Counts) -> float:
 
 
 def _layer_costs(net: MBConvSupernet) -> tuple[float, list[torch.Tensor]]:
-    from torch import nn
-
-    size = net.input_size
-    fixed = measure(lambda: nn.Conv2d(net.in_chans, net.stem_channels, 3, padding=1), (net.in_chans, size, size))
-    fixed = fixed + measure(lambda: nn.Linear(net.widths[-1], net.num_classes), (net.widths[-1],))
+    shape = (net.in_chans, net.input_size, net.input_size)
+    fixed = mbconv_fixed_counts(shape, net.stem_channels, net.widths[-1], net.num_classes)
     cost = torch.zeros(len(net.layers), len(net.candidates))
     size, channels = net.input_size, net.stem_channels
     for index, layer in enumerate(net.layers):
@@ -62,22 +66,17 @@ def _layer_costs(net: MBConvSupernet) -> tuple[float, list[torch.Tensor]]:
 
 
 def _cell_costs(net: CellSupernet) -> tuple[float, list[torch.Tensor]]:
-    from bnnzoo.profile.fit import CellFitter, CellSpace
-
     shape = (net.in_chans, net.input_size, net.input_size)
-    space = CellSpace(net.layers, net.channels, shape, net.num_classes, net.stem_multiplier, net.nodes)
-    fitter = CellFitter(space, {})
+    fixed = cell_fixed_counts(shape, net.num_classes, net.layers, net.channels, net.stem_multiplier, net.nodes)
     edges = edge_index(net.nodes, 0)
     costs = {kind: torch.zeros(edges, len(BNAS_OPS)) for kind in ("normal", "reduction")}
-    for kind, positions in fitter.op_positions().items():
+    for kind, positions in cell_positions(net.layers, net.channels, net.input_size).items():
         for channels, size in positions:
             for node in range(net.nodes):
                 share = 2 / (CELL_INPUTS + node)
                 for source in range(CELL_INPUTS + node):
-                    reduce = kind == "reduction" and source < CELL_INPUTS
-                    op_size = size if kind == "normal" or reduce else reduced_size(size)
                     for slot, op in enumerate(BNAS_OPS):
                         if op != "none":
-                            counts = cell_op_counts(op, channels, 2 if reduce else 1, op_size)
+                            counts = cell_edge_counts(kind, op, source, channels, size)
                             costs[kind][edge_index(node, source), slot] += share * _equiv(counts)
-    return _equiv(fitter.fixed), [costs["normal"], costs["reduction"]]
+    return _equiv(fixed), [costs["normal"], costs["reduction"]]

@@ -1,12 +1,4 @@
-"""Fit genotypes to published op counts: a budget-constrained search driven by the profiler.
-
-The paper's searched genotypes exist only as figures we do not have, so the zoo's searched models
-are reconstructed by searching a documented space for a genotype whose BOPs, FLOPs, Equiv. Ops and
-Params land on the published figures. The cost of every candidate block, cell op and fixed part is
-measured by :func:`~bnnzoo.profile.counter.profile_module` on the modules the builder makes, and
-cached, so the search sums measured counts rather than a second formula.
-
-Two spaces (see docs/reconstruction.md):
+"""The two fitted spaces and their fitters: MBConv layer lists and BNAS cells (see docs/reconstruction.md).
 
 * :class:`MBConvSpace`: a real stem, four resolution stages with a fixed depth each, every layer a
   binary ``MB k (e)`` block or ``skip`` (not the first layer of a stage, which changes the shape);
@@ -14,8 +6,7 @@ Two spaces (see docs/reconstruction.md):
 * :class:`CellSpace`: the BNAS template with fixed macro settings; each cell has 4 nodes with 2
   edges over the BNAS op set.
 
-The objective is the largest relative error over the four figures plus small preference terms
-that encode the supplement's qualitative findings (Sec. 3-4).
+Candidates are costed with :mod:`bnnzoo.profile.candidates`, the cost model the search uses too.
 """
 
 from __future__ import annotations
@@ -23,12 +14,8 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from typing import Generic, TypeVar
+from dataclasses import dataclass, replace
 
-from torch import nn
-
-from bnnzoo.build.network import BinaryNet
 from bnnzoo.dsl.construct import cell_genotype, default_reductions, mbconv_genotype
 from bnnzoo.dsl.spaces import (
     BNAS_OPS,
@@ -38,61 +25,19 @@ from bnnzoo.dsl.spaces import (
     MBCONV_SEARCH_KERNELS,
     MBCONV_STAGE_DEPTHS,
     MBCONV_STAGE_STRIDES,
-    reduced_size,
 )
-from bnnzoo.dsl.types import Cell, Edge, Genotype, MBConv, Node, Skip
-from bnnzoo.profile.candidates import Counts, cell_op_counts, mbconv_block_counts, measure
-from bnnzoo.profile.counter import EQUIV_DIVISOR
-
-FIGURES = ("bops", "flops", "equiv_ops", "params_mb")
-
-
-def relative_errors(figures: dict[str, float], targets: dict[str, float]) -> dict[str, float]:
-    """Signed relative error of each figure against its target."""
-    return {key: figures[key] / target - 1 for key, target in targets.items() if target}
-
-
-def worst_error(figures: dict[str, float], targets: dict[str, float]) -> float:
-    return max(abs(error) for error in relative_errors(figures, targets).values())
-
-
-# -- a small annealing driver -------------------------------------------------------------------
-
-State = TypeVar("State")
-
-
-@dataclass
-class FitResult(Generic[State]):
-    state: State
-    cost: float
-    figures: dict[str, float] = field(default_factory=dict)
-
-
-def anneal(
-    initial: State,
-    mutate: Callable[[State, random.Random], State],
-    cost: Callable[[State], float],
-    iterations: int,
-    rng: random.Random,
-    temperature: float = 0.05,
-    on_step: Callable[[], object] | None = None,
-) -> tuple[State, float]:
-    """Simulated annealing with a linear cooling schedule; returns the best state seen.
-    ``on_step`` is called after every step (a progress bar's update)."""
-    current, current_cost = initial, cost(initial)
-    best, best_cost = current, current_cost
-    for step in range(iterations):
-        if on_step is not None:
-            on_step()
-        heat = temperature * (1 - step / iterations) + 1e-9
-        candidate = mutate(current, rng)
-        candidate_cost = cost(candidate)
-        if candidate_cost < current_cost or rng.random() < math.exp((current_cost - candidate_cost) / heat):
-            current, current_cost = candidate, candidate_cost
-            if current_cost < best_cost:
-                best, best_cost = current, current_cost
-    return best, best_cost
-
+from bnnzoo.dsl.types import Genotype, MBConv, Skip
+from bnnzoo.fit.anneal import FitResult, anneal, worst_error
+from bnnzoo.profile.candidates import (
+    CellEdges,
+    Counts,
+    cell_edge_counts,
+    cell_fixed_counts,
+    cell_from_edges,
+    cell_positions,
+    mbconv_block_counts,
+    mbconv_fixed_counts,
+)
 
 # -- the MBConv layer-list space ----------------------------------------------------------------
 
@@ -137,13 +82,9 @@ class MBConvFitter:
         self.space = space
         self.targets = targets
 
-    def _ends(self, stem: int, last: int) -> Counts:
-        channels, height, width = self.space.input_shape
-        stem_counts = measure(lambda: nn.Conv2d(channels, stem, 3, padding=1, bias=False), (channels, height, width))
-        return stem_counts + measure(lambda: nn.Linear(last, self.space.num_classes), (last,))
-
     def counts(self, candidate: MBConvCandidate) -> Counts:
-        total = self._ends(candidate.stem, max(candidate.widths[-1], candidate.stem))
+        last = max(candidate.widths[-1], candidate.stem)
+        total = mbconv_fixed_counts(self.space.input_shape, candidate.stem, last, self.space.num_classes)
         cin, size = candidate.stem, self.space.input_shape[1]
         for width, stride, layers in zip(candidate.widths, self.space.stage_strides, candidate.layers):
             for index, choice in enumerate(layers):
@@ -212,8 +153,6 @@ class MBConvFitter:
 
 # -- the BNAS cell space ------------------------------------------------------------------------
 
-CellEdges = tuple[tuple[str, int], ...]  # 8 (op, input) pairs, two per node
-
 
 @dataclass(frozen=True)
 class CellSpace:
@@ -245,46 +184,27 @@ class CellFitter:
     def __init__(self, space: CellSpace, targets: dict[str, float]) -> None:
         self.space = space
         self.targets = targets
-        self.fixed = self._measure_fixed()
-        self._positions = self.op_positions()
+        shape = space.input_shape, space.num_classes, space.layers, space.channels, space.stem_multiplier
+        self.fixed = cell_fixed_counts(*shape, space.nodes)
+        self._positions = cell_positions(space.layers, space.channels, space.input_shape[1])
 
     def _skeleton(self, normal: CellEdges, reduction: CellEdges, name: str = "fit", **header) -> Genotype:
         space = self.space
-        cells = _cell("normal", normal), _cell("reduction", reduction)
+        cells = cell_from_edges("normal", normal), cell_from_edges("reduction", reduction)
         shape = space.input_shape, space.num_classes, space.layers, space.channels
         return cell_genotype(name, *shape, *cells, space.stem_multiplier, **header)
 
-    def _measure_fixed(self) -> Counts:
-        """Stem, preprocessing, reduction shortcuts and classifier: a network whose edges are all none."""
-        empty = tuple(
-            ("none", CELL_INPUTS + node - 1 if edge else 0) for node in range(self.space.nodes) for edge in (0, 1)
-        )
-        genotype = self._skeleton(empty, empty)
-        return measure(lambda: BinaryNet(genotype), genotype.input_shape)
-
     def op_positions(self) -> dict[str, list[tuple[int, int]]]:
         """For each cell kind, the (channels, input size) of every cell of that kind."""
-        space = self.space
-        channels, size = space.channels, space.input_shape[1]
-        positions: dict[str, list[tuple[int, int]]] = {"normal": [], "reduction": []}
-        for index in range(space.layers):
-            if index in space.reductions:
-                positions["reduction"].append((channels * 2, size))
-                channels, size = channels * 2, reduced_size(size)
-            else:
-                positions["normal"].append((channels, size))
-        return positions
+        return self._positions
 
     def counts(self, candidate: CellCandidate) -> Counts:
         total = self.fixed
         for kind, edges in (("normal", candidate.normal), ("reduction", candidate.reduction)):
             for channels, size in self._positions[kind]:
                 for op, source in edges:
-                    if op == "none":
-                        continue
-                    reduce = kind == "reduction" and source < CELL_INPUTS
-                    op_size = size if kind == "normal" or reduce else reduced_size(size)
-                    total = total + cell_op_counts(op, channels, 2 if reduce else 1, op_size)
+                    if op != "none":
+                        total = total + cell_edge_counts(kind, op, source, channels, size)
         return total
 
     def cost(self, candidate: CellCandidate) -> float:
@@ -293,7 +213,7 @@ class CellFitter:
         penalty = self.space.lean_penalty * leaning_wrong
         return worst_error(self.counts(candidate).figures(), self.targets) + penalty
 
-    def random_cell(self, rng: random.Random) -> CellEdges:
+    def randomcell_from_edges(self, rng: random.Random) -> CellEdges:
         """Two edges per node from two distinct earlier states, as DARTS derivation gives."""
         return tuple(
             (rng.choice(self.space.ops), source)
@@ -321,7 +241,7 @@ class CellFitter:
         rng = random.Random(seed)
         best: tuple[CellCandidate, float] | None = None
         for _ in range(restarts):
-            start = CellCandidate(self.random_cell(rng), self.random_cell(rng))
+            start = CellCandidate(self.randomcell_from_edges(rng), self.randomcell_from_edges(rng))
             state, cost = anneal(start, self.mutate, self.cost, iterations, rng, on_step=on_step)
             if best is None or cost < best[1]:
                 best = (state, cost)
@@ -337,103 +257,3 @@ def _lean(edges: CellEdges) -> int:
     convs = sum(1 for op, _ in edges if op.startswith("bin_"))
     pools = sum(1 for op, _ in edges if op in BNAS_POOL_OPS)
     return convs - pools
-
-
-def _cell(kind: str, edges: CellEdges) -> Cell:
-    nodes = tuple(
-        Node(CELL_INPUTS + node, tuple(Edge(op, source) for op, source in edges[2 * node : 2 * node + 2]))
-        for node in range(len(edges) // 2)
-    )
-    return Cell(kind, nodes, tuple(node.index for node in nodes))
-
-
-# -- the zoo's reconstructions --------------------------------------------------------------------
-
-# Macro settings of the paper's BNAS-space models: Table 3's caption gives (10, 20, 16) layers; the
-# FLOPs column pins the initial channels at (24, 36, 48) (REFERENCE.md: 32 channels would not give
-# BNAS-A's 87.98 M FLOPs).
-CELL_MACROS: dict[str, tuple[int, int]] = {"bnas_mini": (10, 24), "bnas_a": (20, 36), "bnas_cm": (16, 48)}
-
-
-def fit_published(
-    name: str, iterations: int = 3000, restarts: int = 4, seed: int = 0, on_step: Callable[[], object] | None = None
-) -> tuple[Genotype, dict]:
-    """Reconstruct zoo model ``name`` from its Table 3 row; return the genotype and a fit report.
-    ``on_step`` is called after each of the ``iterations * restarts`` annealing steps."""
-    from bnnzoo.errors import BnnzooError
-    from bnnzoo.profile.published import published_row
-
-    row = published_row(name)
-    if row is None or not (name.startswith("mbconv_") or name in CELL_MACROS):
-        raise BnnzooError(f"no published figures to fit for '{name}'")
-    targets = row.targets()
-    if name in CELL_MACROS:
-        fitter: MBConvFitter | CellFitter = CellFitter(CellSpace(*CELL_MACROS[name]), targets)
-    else:
-        fitter = MBConvFitter(MBConvSpace(), targets)
-    result = fitter.fit(iterations=iterations, restarts=restarts, seed=seed, on_step=on_step)
-    report = {
-        "model": row.model,
-        "targets": targets,
-        "figures": result.figures,
-        "errors": relative_errors(result.figures, targets),
-        "iterations": iterations,
-        "restarts": restarts,
-        "seed": seed,
-    }
-    comments = reconstruction_comments(report)
-    genotype = fitter.genotype(result.state, name, comments=tuple(comments), meta=_published_meta(row))
-    return genotype, report
-
-
-def _published_meta(row) -> tuple[tuple[str, str], ...]:
-    meta = [
-        ("paper", "Ahn et al., WACV 2023"),
-        ("reconstruction", "true"),
-        ("published.bops", f"{row.bops} G"),
-        ("published.flops", f"{row.flops} M"),
-        ("published.equiv_ops", f"{row.equiv_ops} M"),
-        ("published.params", f"{row.params} MB"),
-    ]
-    for dataset, value in (("cifar10", row.cifar10_top1), ("cifar100", row.cifar100_top1)):
-        if value is not None:
-            meta.append((f"published.{dataset}_top1", f"{value}"))
-    return tuple(meta)
-
-
-def reconstruction_comments(report: dict) -> list[str]:
-    """The header of a reconstructed genotype file: what it is, what it matches, how it was found."""
-    figures, targets, errors = report["figures"], report["targets"], report["errors"]
-
-    def show(key: str, value: float) -> str:
-        if key == "bops":
-            return f"{value / 1e9:.3f} G"
-        if key == "params_mb":
-            return f"{value:.2f} MB"
-        return f"{value / 1e6:.2f} M"
-
-    lines = [
-        f"{report['model']}: a RECONSTRUCTION, not the paper's genotype.",
-        "The paper's searched genotypes exist only as figures that are not available. This genotype",
-        "was fitted to the published op counts of the supplement's Table 3 by `bnnzoo fit --published`",
-        f"(simulated annealing, {report['restarts']} restarts x {report['iterations']} steps, seed {report['seed']}),",
-        "inside the space documented in docs/reconstruction.md, with the supplement's qualitative findings",
-        "as preferences. Its accuracy is NOT the paper's.",
-        "",
-        "figure        published      this genotype   difference",
-    ]
-    implied = targets["flops"] + targets["bops"] / EQUIV_DIVISOR
-    if abs(implied / targets["equiv_ops"] - 1) > 0.01:
-        lines[-1:-1] = [
-            f"The published row is not self-consistent: FLOPs + BOPs/64 = {implied / 1e6:.2f} M, not the",
-            f"published {targets['equiv_ops'] / 1e6:.2f} M Equiv. Ops, so no genotype can match all four exactly.",
-            "",
-        ]
-    names = {"bops": "BOPs", "flops": "FLOPs", "equiv_ops": "Equiv. Ops", "params_mb": "Params"}
-    for key in FIGURES:
-        if key in targets:
-            lines.append(
-                f"{names[key]:13s} {show(key, targets[key]):>11s}    {show(key, figures[key]):>11s}"
-                f"     {errors[key] * 100:+.1f}%"
-            )
-    return lines
