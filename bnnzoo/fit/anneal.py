@@ -56,3 +56,23 @@ def anneal(
             if current_cost < best_cost:
                 best, best_cost = current, current_cost
     return best, best_cost
+
+
+def best_of_restarts(
+    start: Callable[[random.Random], State],
+    mutate: Callable[[State, random.Random], State],
+    cost: Callable[[State], float],
+    iterations: int,
+    restarts: int,
+    seed: int,
+    on_step: Callable[[], object] | None = None,
+) -> tuple[State, float]:
+    """:func:`anneal` from ``restarts`` random starts drawn by ``start`` (one seeded generator); the best wins."""
+    rng = random.Random(seed)
+    best: tuple[State, float] | None = None
+    for _ in range(restarts):
+        state, state_cost = anneal(start(rng), mutate, cost, iterations, rng, on_step=on_step)
+        if best is None or state_cost < best[1]:
+            best = (state, state_cost)
+    assert best is not None
+    return best

@@ -27,7 +27,7 @@ from bnnzoo.dsl.spaces import (
     MBCONV_STAGE_STRIDES,
 )
 from bnnzoo.dsl.types import Genotype, MBConv, Skip
-from bnnzoo.fit.anneal import FitResult, anneal, worst_error
+from bnnzoo.fit.anneal import FitResult, best_of_restarts, worst_error
 from bnnzoo.profile.candidates import (
     CellEdges,
     Counts,
@@ -129,15 +129,10 @@ class MBConvFitter:
     def fit(
         self, iterations: int = 4000, restarts: int = 4, seed: int = 0, on_step: Callable[[], object] | None = None
     ) -> FitResult[MBConvCandidate]:
-        rng = random.Random(seed)
-        best: tuple[MBConvCandidate, float] | None = None
-        for _ in range(restarts):
-            start = self.random_candidate(rng)
-            state, cost = anneal(start, self.mutate, self.cost, iterations, rng, on_step=on_step)
-            if best is None or cost < best[1]:
-                best = (state, cost)
-        assert best is not None
-        return FitResult(best[0], best[1], self.counts(best[0]).figures())
+        state, cost = best_of_restarts(
+            self.random_candidate, self.mutate, self.cost, iterations, restarts, seed, on_step=on_step
+        )
+        return FitResult(state, cost, self.counts(state).figures())
 
     def genotype(self, candidate: MBConvCandidate, name: str, **header) -> Genotype:
         layers: list[MBConv | Skip] = []
@@ -213,7 +208,7 @@ class CellFitter:
         penalty = self.space.lean_penalty * leaning_wrong
         return worst_error(self.counts(candidate).figures(), self.targets) + penalty
 
-    def randomcell_from_edges(self, rng: random.Random) -> CellEdges:
+    def random_cell(self, rng: random.Random) -> CellEdges:
         """Two edges per node from two distinct earlier states, as DARTS derivation gives."""
         return tuple(
             (rng.choice(self.space.ops), source)
@@ -238,15 +233,11 @@ class CellFitter:
     def fit(
         self, iterations: int = 3000, restarts: int = 4, seed: int = 0, on_step: Callable[[], object] | None = None
     ) -> FitResult[CellCandidate]:
-        rng = random.Random(seed)
-        best: tuple[CellCandidate, float] | None = None
-        for _ in range(restarts):
-            start = CellCandidate(self.randomcell_from_edges(rng), self.randomcell_from_edges(rng))
-            state, cost = anneal(start, self.mutate, self.cost, iterations, rng, on_step=on_step)
-            if best is None or cost < best[1]:
-                best = (state, cost)
-        assert best is not None
-        return FitResult(best[0], best[1], self.counts(best[0]).figures())
+        def start(rng: random.Random) -> CellCandidate:
+            return CellCandidate(self.random_cell(rng), self.random_cell(rng))
+
+        state, cost = best_of_restarts(start, self.mutate, self.cost, iterations, restarts, seed, on_step=on_step)
+        return FitResult(state, cost, self.counts(state).figures())
 
     def genotype(self, candidate: CellCandidate, name: str, **header) -> Genotype:
         return self._skeleton(candidate.normal, candidate.reduction, name, **header)
