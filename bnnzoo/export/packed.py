@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
@@ -66,19 +67,16 @@ __all__ = [
 FORMAT = "bnnzoo.packed/1"
 BITS_SUFFIX = ".bits"
 SCALE_SUFFIX = ".scale"
-_BIT_WEIGHTS = torch.tensor([1, 2, 4, 8, 16, 32, 64, 128], dtype=torch.uint8)
 
 
 # -- bit packing ------------------------------------------------------------------------------
 
 
 def pack_signs(weight: torch.Tensor) -> torch.Tensor:
-    """Pack ``weight >= 0`` per output channel: ``uint8`` of shape ``(O, ceil(n / 8))``, LSB first."""
-    positive = (weight.detach() >= 0).reshape(weight.shape[0], -1).cpu()
-    rows, n = positive.shape
-    padded = torch.zeros(rows, -(-n // 8) * 8, dtype=torch.uint8)
-    padded[:, :n] = positive.to(torch.uint8)
-    return (padded.view(rows, -1, 8) * _BIT_WEIGHTS).sum(dim=2, dtype=torch.uint8)
+    """Pack ``weight >= 0`` per output channel: ``uint8`` of shape ``(O, ceil(n / 8))``, LSB first
+    (``numpy.packbits(bitorder="little")``, zero-padded)."""
+    positive = (weight.detach() >= 0).reshape(weight.shape[0], -1).cpu().numpy()
+    return torch.from_numpy(np.packbits(positive, axis=1, bitorder="little"))
 
 
 def unpack_signs(bits: torch.Tensor, shape: tuple[int, ...] | torch.Size) -> torch.Tensor:
@@ -93,8 +91,8 @@ def unpack_signs(bits: torch.Tensor, shape: tuple[int, ...] | torch.Size) -> tor
             f"packed bits of shape {tuple(bits.shape)} ({bits.dtype}) do not fit a weight of shape "
             f"{tuple(shape)}: expected uint8 {expected}"
         )
-    flags = (bits.unsqueeze(-1) & _BIT_WEIGHTS).ne(0).reshape(rows, -1)[:, :n]
-    return torch.where(flags, 1.0, -1.0).reshape(shape)
+    flags = np.unpackbits(bits.cpu().numpy(), axis=1, count=n, bitorder="little")
+    return torch.from_numpy(flags.astype(np.float32) * 2 - 1).reshape(shape)
 
 
 # -- the exact-scale convolution ---------------------------------------------------------------
