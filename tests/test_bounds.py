@@ -21,8 +21,8 @@ from bnnzoo.dsl import check, parse, to_text
 from bnnzoo.dsl.library import zoo_genotype
 from bnnzoo.dsl.spaces import MAX_PARAMETERS
 from bnnzoo.dsl.validate import estimate_activations, estimate_parameters
-from bnnzoo.profile import profile
 from bnnzoo.fit import CellCandidate, CellFitter, CellSpace
+from bnnzoo.profile import profile
 from bnnzoo.search.cell_supernet import CellSupernet
 from bnnzoo.search.resource import ExpectedOps
 

@@ -13,9 +13,9 @@ from bnnzoo.build.binary import BinaryConv2d, set_binary_weights
 from bnnzoo.build.shortcuts import ReductionShortcut
 from bnnzoo.cli import main
 from bnnzoo.dsl.library import zoo_genotype, zoo_genotype_names
+from bnnzoo.fit import CellFitter, CellSpace, MBConvFitter, MBConvSpace, relative_errors
 from bnnzoo.profile import profile, profile_module, published_row
 from bnnzoo.profile.counter import memory_mb
-from bnnzoo.fit import CellFitter, CellSpace, MBConvFitter, MBConvSpace, relative_errors
 
 FIGURES = ("bops", "flops", "equiv_ops", "params_mb")
 
