@@ -15,8 +15,12 @@ from typing import Any
 
 import torch
 
-from bnnzoo.errors import WeightsError
+from bnnzoo import dsl
+from bnnzoo.build.binary import set_binary_weights
+from bnnzoo.dsl.library import resolve_genotype
+from bnnzoo.errors import BnnzooError, WeightsError
 from bnnzoo.trained import load_state_checked, load_trained_weights
+from bnnzoo.zoo import create_model
 
 __all__ = ["TrainedState", "model_from_checkpoint", "read_checkpoint"]
 
@@ -83,12 +87,6 @@ def model_from_checkpoint(genotype: Any, checkpoint: str | os.PathLike):
     records its genotype must match ``genotype``. Returns ``(model in eval mode, TrainedState)``;
     a checkpoint from step 1 of two-step training comes back with ``binary_weights`` off.
     """
-    from bnnzoo import dsl
-    from bnnzoo.build.binary import set_binary_weights
-    from bnnzoo.dsl.library import resolve_genotype
-    from bnnzoo.errors import BnnzooError
-    from bnnzoo.zoo import create_model
-
     genotype = resolve_genotype(genotype)
     trained = read_checkpoint(checkpoint)
     if trained.genotype is not None:
