@@ -9,12 +9,28 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from bnnzoo.errors import DataError
 
-__all__ = ["DATASETS", "DatasetInfo", "choice_hint", "dataset_info"]
+__all__ = [
+    "DATASETS",
+    "DEFAULT_FASHION_MNIST_ROOT",
+    "LAYOUT_HELP",
+    "ROOT_ENV_VARS",
+    "DatasetInfo",
+    "choice_hint",
+    "dataset_info",
+]
 
 DATASETS = ("fashion_mnist", "cifar10", "cifar100", "imagefolder", "synthetic")
+DEFAULT_FASHION_MNIST_ROOT = Path("/usr/share/datasets/fashion-mnist")
+ROOT_ENV_VARS = {
+    "fashion_mnist": "BNNZOO_FASHION_MNIST",
+    "cifar10": "BNNZOO_CIFAR10",
+    "cifar100": "BNNZOO_CIFAR100",
+    "imagefolder": "BNNZOO_IMAGEFOLDER",
+}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -55,3 +71,19 @@ def choice_hint(word: str, choices: Sequence[str]) -> str:
     close = difflib.get_close_matches(str(word), choices, n=1, cutoff=0.5)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return f"{hint} (choose from {', '.join(choices)})"
+
+
+# Where each dataset's files are expected (every 'not found' message quotes it).
+LAYOUT_HELP = {
+    "fashion_mnist": "DIR/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz",
+    "cifar10": (
+        "ROOT/cifar-10-batches-py/{data_batch_1..5,test_batch} (python version, torchvision layout) or "
+        "ROOT/cifar-10-batches-bin/{data_batch_1..5.bin,test_batch.bin} (binary version); "
+        "ROOT may also be the inner folder itself"
+    ),
+    "cifar100": (
+        "ROOT/cifar-100-python/{train,test} (python version, torchvision layout); "
+        "ROOT may also be the inner folder itself"
+    ),
+    "imagefolder": "ROOT/train/<class>/*.jpg and ROOT/val/<class>/*.jpg",
+}

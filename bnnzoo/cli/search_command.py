@@ -57,9 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--train-limit", dest="limit", type=int, metavar="N", help="use only the first N training images")
     hidden_alias(p, "--limit", "--train-limit", dest="limit", type=int)
     p.add_argument("--max-steps", type=int, help="at most N steps per epoch")
-    p.add_argument(
-        "--image-size", type=int, default=None, help="input size (default 32: Fashion-MNIST padded from 28)"
-    )
+    p.add_argument("--image-size", type=int, default=None, help="input size (default 32: Fashion-MNIST padded from 28)")
     p.add_argument("--channels", type=int, default=16, help="bnas: initial channels")
     p.add_argument("--layers", type=int, default=8, help="bnas: number of cells")
     p.add_argument("--widths", type=ints, default=(16, 24, 32, 64), help="mbconv: stage widths")
