@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
+from huggingface_hub import EvalResult, ModelCardData
 
 from bnnzoo.dsl.types import Genotype
 
@@ -73,32 +74,45 @@ def _percent(fraction: float) -> float:
 
 
 def _front_matter(title: str, license: str, dataset: str | None, measured: Measurement | None) -> str:
-    meta: dict[str, Any] = {
-        "library_name": "timm",
-        "license": license,
-        "pipeline_tag": "image-classification",
-        "tags": list(TAGS),
-    }
-    if dataset:
-        meta["datasets"] = [dataset]
-    if measured is not None:
-        meta["metrics"] = ["accuracy"]
-        # model-index values in percent, as the Hub shows them; top-1 and top-5 of one measurement.
-        entries: list[dict[str, Any]] = [
-            {"type": "accuracy", "value": _percent(measured.top1), "name": "Top-1 accuracy"}
-        ]
+    """The card's YAML header, written by huggingface_hub (``ModelCardData`` with ``EvalResult``s).
+
+    model-index values are in percent, as the Hub shows them; top-1 and top-5 come from one
+    measurement. The Hub's model-index needs a dataset, so an accuracy on an unnamed dataset is in
+    the body only."""
+    results: list[EvalResult] = []
+    if measured is not None and dataset:
+        task = {"task_type": "image-classification", "task_name": "Image Classification"}
+        where = {"dataset_type": dataset, "dataset_name": dataset, "dataset_split": measured.split or None}
+        results.append(
+            EvalResult(
+                **task,
+                **where,
+                metric_type="accuracy",
+                metric_value=_percent(measured.top1),
+                metric_name="Top-1 accuracy",
+            )
+        )
         if measured.top5 is not None:
-            entries.append({"type": "top_5_accuracy", "value": _percent(measured.top5), "name": "Top-5 accuracy"})
-        result: dict[str, Any] = {
-            "task": {"type": "image-classification", "name": "Image Classification"},
-            "metrics": entries,
-        }
-        if dataset:
-            result["dataset"] = {"name": dataset, "type": dataset}
-            if measured.split:
-                result["dataset"]["split"] = measured.split
-        meta["model-index"] = [{"name": title, "results": [result]}]
-    return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n"
+            results.append(
+                EvalResult(
+                    **task,
+                    **where,
+                    metric_type="top_5_accuracy",
+                    metric_value=_percent(measured.top5),
+                    metric_name="Top-5 accuracy",
+                )
+            )
+    data = ModelCardData(
+        library_name="timm",
+        license=license,
+        pipeline_tag="image-classification",
+        tags=list(TAGS),
+        datasets=[dataset] if dataset else None,
+        metrics=["accuracy"] if measured is not None else None,
+        model_name=title if results else None,
+        eval_results=results or None,
+    )
+    return "---\n" + data.to_yaml() + "\n---\n"
 
 
 def _shape(info: Mapping[str, Any]) -> str:
