@@ -87,7 +87,7 @@ def test_every_command_help_shows_its_defaults_and_examples(name: str, capsys) -
     help_text = capsys.readouterr().out
     flat = " ".join(help_text.split())
     examples = re.findall(rf"^  bnnzoo {name}\b.*$", help_text.split("examples:\n", 1)[1], re.M)
-    assert 2 <= len(examples) <= 3, help_text
+    assert len(examples) >= 2, help_text
     for action in _subparsers()[name]._actions:
         note = _default_note(action)
         if note:
