@@ -41,6 +41,7 @@ COMMANDS: dict[str, Command] = {
     "eval": Command("train_commands", "top-1/top-5, loss and images/s of a model on a test set"),
     "publish": Command("hub_commands", "stage a Hub repository folder for trained weights, and upload it"),
     "export": Command("hub_commands", "write trained weights as a packed file (binary weights as sign bits)"),
+    "bench": Command("bench_command", "images/s: float-simulated model, its real-valued twin, and the runtime"),
 }
 
 EXAMPLES = """\
