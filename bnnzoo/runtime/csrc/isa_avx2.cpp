@@ -29,6 +29,7 @@ static inline void bgemm_half(int64_t ntaps, int64_t wg, const uint64_t* a, int6
                               const uint64_t* panel, int col, int32_t* c, int64_t ldc) {
   const __m256i lut = popcount_lut(), low = _mm256_set1_epi8(0x0f), zero = _mm256_setzero_si256();
   __m256i bytes0[M], bytes1[M], total0[M], total1[M];
+#pragma GCC unroll 4
   for (int i = 0; i < M; ++i) bytes0[i] = bytes1[i] = total0[i] = total1[i] = zero;
   int steps = 0;
   const uint64_t* w = panel + col;
@@ -37,12 +38,14 @@ static inline void bgemm_half(int64_t ntaps, int64_t wg, const uint64_t* a, int6
     for (int64_t k = 0; k < wg; ++k, w += PANEL) {
       const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
       const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 4));
+#pragma GCC unroll 4
       for (int i = 0; i < M; ++i) {
         const __m256i v = _mm256_set1_epi64x(static_cast<long long>(x[i * ps + k]));
         bytes0[i] = _mm256_add_epi8(bytes0[i], nibble_popcount(_mm256_xor_si256(v, w0), lut, low));
         bytes1[i] = _mm256_add_epi8(bytes1[i], nibble_popcount(_mm256_xor_si256(v, w1), lut, low));
       }
       if (++steps == FLUSH) {
+#pragma GCC unroll 4
         for (int i = 0; i < M; ++i) {
           total0[i] = _mm256_add_epi64(total0[i], _mm256_sad_epu8(bytes0[i], zero));
           total1[i] = _mm256_add_epi64(total1[i], _mm256_sad_epu8(bytes1[i], zero));
@@ -52,6 +55,7 @@ static inline void bgemm_half(int64_t ntaps, int64_t wg, const uint64_t* a, int6
       }
     }
   }
+#pragma GCC unroll 4
   for (int i = 0; i < M; ++i) {
     total0[i] = _mm256_add_epi64(total0[i], _mm256_sad_epu8(bytes0[i], zero));
     total1[i] = _mm256_add_epi64(total1[i], _mm256_sad_epu8(bytes1[i], zero));

@@ -16,6 +16,7 @@ template <int M>
 static inline void bgemm_m(int64_t ntaps, int64_t wg, const uint64_t* a, int64_t ps, const int64_t* taps,
                            const uint64_t* panel, int32_t* c, int64_t ldc) {
   __m512i acc0[M], acc1[M];
+#pragma GCC unroll 8
   for (int i = 0; i < M; ++i) acc0[i] = acc1[i] = _mm512_setzero_si512();
   const uint64_t* w = panel;
   for (int64_t t = 0; t < ntaps; ++t) {
@@ -23,6 +24,7 @@ static inline void bgemm_m(int64_t ntaps, int64_t wg, const uint64_t* a, int64_t
     for (int64_t k = 0; k < wg; ++k, w += PANEL) {
       const __m512i w0 = _mm512_loadu_si512(w);
       const __m512i w1 = _mm512_loadu_si512(w + 8);
+#pragma GCC unroll 8
       for (int i = 0; i < M; ++i) {
         const __m512i v = _mm512_set1_epi64(static_cast<long long>(x[i * ps + k]));
         acc0[i] = _mm512_add_epi64(acc0[i], _mm512_popcnt_epi64(_mm512_xor_si512(v, w0)));
@@ -30,6 +32,7 @@ static inline void bgemm_m(int64_t ntaps, int64_t wg, const uint64_t* a, int64_t
       }
     }
   }
+#pragma GCC unroll 8
   for (int i = 0; i < M; ++i) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + i * ldc), _mm512_maskz_cvtepi64_epi32(0xFF, acc0[i]));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + i * ldc + 8), _mm512_maskz_cvtepi64_epi32(0xFF, acc1[i]));
