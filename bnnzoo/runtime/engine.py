@@ -159,16 +159,22 @@ class Runtime:
         return logits.numpy() if as_numpy else logits
 
     def profile(self, images: torch.Tensor | np.ndarray, repeats: int = 1) -> list[OpTime]:
-        """Run the body ``repeats`` times on one thread, op by op; seconds per image for each op."""
+        """Run the body ``repeats`` times on one thread, op by op: each op's median seconds per image."""
         x = self._check(images)
         with torch.no_grad():
             stem = self._stem(x).permute(0, 2, 3, 1)
         plan, _ = self._body.plan(tuple(stem.shape[1:]))
-        times = np.zeros(len(plan.ops))
-        for _ in range(repeats):
-            self._body.run(stem, 1, times)
-        scale = 1.0 / (repeats * max(1, x.shape[0]))
-        return [OpTime(op.label, op.macs, seconds * scale) for op, seconds in zip(plan.ops, times)]
+        times = np.zeros((max(1, repeats), len(plan.ops)))
+        for row in times:
+            self._body.run(stem, 1, row)
+        seconds = np.median(times, axis=0) / max(1, x.shape[0])
+        return [OpTime(op.label, op.macs, float(t)) for op, t in zip(plan.ops, seconds)]
+
+    def ops(self, height: int, width: int) -> list:
+        """The plan's ops for ``height`` x ``width`` images (what :meth:`profile` times, in order)."""
+        with torch.no_grad():
+            stem = self._stem(torch.zeros(1, self.in_chans, height, width))
+        return self._body.plan((stem.shape[2], stem.shape[3], stem.shape[1]))[0].ops
 
     def _check(self, images: Any) -> torch.Tensor:
         if isinstance(images, np.ndarray):
