@@ -37,6 +37,7 @@ ISA_UNITS = {
             "-mavx512dq",
             "-mavx512vpopcntdq",
             "-mavx2",
+            "-mfma",
             "-mpopcnt",
             "-mprefer-vector-width=512",
         ],
@@ -44,7 +45,10 @@ ISA_UNITS = {
         "BNNZOO_NO_AVX512",
     ),
 }
+# Used where the compiler accepts them (probed): gcc's masked vector loop tails for AVX-512.
+OPTIONAL_FLAGS = {"isa_avx512.cpp": ["--param=vect-partial-vector-usage=2"]}
 COMMON_UNITS = ["module.cpp", "dispatch.cpp"]
+PROBE = "int main() { return 0; }\n"
 UNIX_FLAGS = ["-std=c++17", "-O3", "-ffp-contract=off", "-fvisibility=hidden", "-Wall"]
 MSVC_FLAGS = ["/std:c++17", "/O2", "/fp:precise", "/EHsc"]
 
@@ -67,11 +71,13 @@ class BuildEngine(build_ext):
             if macro and not X86:
                 dropped.append(macro)
                 continue
+            flags = msvc_flags if msvc else unix_flags
+            extra = [] if msvc else [flag for flag in OPTIONAL_FLAGS.get(unit, []) if self._compiles([flag], PROBE)]
             try:
                 objects += self.compiler.compile(
                     [os.path.join(CSRC, unit)],
                     output_dir=self.build_temp,
-                    extra_postargs=common + (msvc_flags if msvc else unix_flags),
+                    extra_postargs=common + flags + extra,
                 )
             except Exception as error:  # an old compiler without these -m flags: drop the ISA
                 if macro is None:

@@ -395,6 +395,32 @@ def _square(value: int | tuple[int, ...]) -> int:
     return int(values[0])
 
 
+def fuse_binarisations(ops: list[P.Op]) -> list[P.Op]:
+    """Where a pack binarises exactly the float output of the convolution that last wrote it, let that
+    convolution's epilogue write the bits too (from the row it has in cache); the pack then only fills
+    the +1 border, or disappears when there is none."""
+    last_writer: dict[P.Buffer, P.Op] = {}
+    fused: list[P.Op] = []
+    for op in ops:
+        producer = last_writer.get(op.src.buf) if isinstance(op, P.Pack) else None
+        if (
+            isinstance(op, P.Pack)
+            and isinstance(producer, P.BConv)
+            and producer.out is op.src
+            and producer.next_pack is None
+            and producer.out_bits is None
+            and op.sub == 1
+        ):
+            producer.next_pack = op
+            op.border_only = True
+            if op.pad == 0:
+                continue
+        fused.append(op)
+        for buf in op.writes():
+            last_writer[buf] = op
+    return fused
+
+
 @dataclass
 class CompiledPlan:
     """A validated plan for one input size, ready for the native executor."""
@@ -419,6 +445,7 @@ def plan_body(layers: Layers, body: nn.Module, in_shape: tuple[int, int, int]) -
         y = result
     y.buf.offset = 0
     x.buf.offset = 0
+    planner.ops = fuse_binarisations(planner.ops)
     arena = P.allocate(planner.ops)
     table = P.encode(planner.ops)
     blobs = layers.blobs

@@ -138,6 +138,7 @@ class Pack(Op):
     scale: int = -1
     offset: int = -1
     sub: int = 1
+    border_only: bool = False  # the interior is written by the convolution that produced ``src``
 
     def __post_init__(self) -> None:
         self.label = "pack"
@@ -163,6 +164,7 @@ class Pack(Op):
             self.pad,
             self.Hd,
             self.Wd,
+            int(self.border_only),
         ]
 
 
@@ -210,6 +212,7 @@ class BConv(Op):
     residual_after_activation: bool = False
     out_bits: Buffer | None = None
     out_layer: BinaryLayer | None = None  # the convolution whose input ``out_bits`` is
+    next_pack: Pack | None = None  # beside ``out``: the interior of this pack's bits, binarised in the epilogue
 
     def __post_init__(self) -> None:
         layer = self.layer
@@ -228,9 +231,12 @@ class BConv(Op):
             yield self.out.buf
         if self.out_bits is not None:
             yield self.out_bits
+        if self.next_pack is not None:
+            yield self.next_pack.dst
 
     def fields(self) -> list[int]:
         layer = self.layer
+        nxt = self.next_pack
         cg, og, k = layer.in_channels // layer.groups, layer.out_channels // layer.groups, layer.kernel
         gamma, slope, zeta = layer.rprelu or (-1, -1, -1)
         packed = self.out_bits is not None and self.out_layer is not None
@@ -268,6 +274,12 @@ class BConv(Op):
             int(self.residual_after_activation),
             then.in_scale if then is not None else -1,
             layer.bn_a,
+            *(nxt.dst.encode() if nxt is not None else _NO_BITS),
+            nxt.pad if nxt is not None else 0,
+            nxt.groups if nxt is not None else 0,
+            words(layer.out_channels // nxt.groups) if nxt is not None else 0,
+            nxt.offset if nxt is not None else -1,
+            nxt.scale if nxt is not None else -1,
         ]
 
 
@@ -435,13 +447,19 @@ def encode(ops: list[Op]) -> np.ndarray:
     return table
 
 
+def bconv_scratch(out_channels: int, groups: int) -> int:
+    """A binary convolution's per-thread scratch: MAX_MR rows of accumulators (each group's from a
+    multiple of PANEL) and one float row."""
+    accumulators = groups * round_up(out_channels // groups, PANEL)
+    return 4 * MAX_MR * accumulators + 4 * (out_channels + PANEL)
+
+
 def scratch_bytes(ops: list[Op]) -> int:
     """Per-thread scratch: binary accumulators and a row for the fused next binarisation, pooling rows."""
     need = 0
     for op in ops:
         if isinstance(op, BConv):
-            row = op.layer.out_channels + PANEL
-            need = max(need, 4 * MAX_MR * row + 4 * row)
+            need = max(need, bconv_scratch(op.layer.out_channels, op.layer.groups))
         elif isinstance(op, FConv):
             need = max(need, 4 * op.layer.in_channels)
         elif isinstance(op, Pool):
@@ -522,7 +540,8 @@ def _check_pack(f: list[int], limits: Limits) -> None:
     H, W, C = _tensor(f, 1, limits, write=False)
     sub, scale, offset, groups, cg, wg = f[8:14]
     Hp, Wp, ldw = _bits(f, 14, limits)
-    pad, Hd, Wd = f[19:22]
+    pad, Hd, Wd, border_only = f[19:23]
+    _require(border_only in (0, 1), "bad border flag")
     _require(sub >= 1 and (Hd - 1) * sub < H and (Wd - 1) * sub < W, "bad sampling")
     _require(groups >= 1 and cg >= 1 and groups * cg == C and wg == words(cg) and ldw == groups * wg, "bad channels")
     _require(pad >= 0 and min(Hd, Wd) >= 1 and Hp == Hd + 2 * pad and Wp == Wd + 2 * pad, "bad padding")
@@ -569,7 +588,17 @@ def _check_bconv(f: list[int], limits: Limits) -> None:
         _params(f[49], out_c, limits, "output input scale")
     else:
         _require(_tensor(f, 32, limits, write=True) == (Ho, Wo, out_c), "output shape differs")
-    _require(limits.scratch >= 4 * MAX_MR * (out_c + PANEL) + 4 * (out_c + PANEL), "scratch too small")
+    if f[51] != -1:  # the next convolution's bits beside the floats
+        _require(not packed, "two packed outputs")
+        nh, nw, next_ldw = _bits(f, 51, limits)
+        pad, next_groups, next_wg = f[56:59]
+        _require(pad >= 0 and (nh, nw) == (Ho + 2 * pad, Wo + 2 * pad), "next bits size differs")
+        fits = next_groups >= 1 and out_c % next_groups == 0 and next_wg == words(out_c // next_groups)
+        _require(fits and next_ldw == next_groups * next_wg, "bad next bits groups")
+        _require(f[60] == -1 or f[59] >= 0, "a scale needs an offset")
+        _params(f[59], out_c, limits, "next thresholds")
+        _params(f[60], out_c, limits, "next input scale")
+    _require(limits.scratch >= bconv_scratch(out_c, groups), "scratch too small")
 
 
 def _check_fconv(f: list[int], limits: Limits) -> None:

@@ -47,7 +47,8 @@ constexpr int BREF = 5;
 // Binarisation of channel c: sign(x - thr[c]) (RSign), or sign(fma(x, mul[c], thr[c])) when mul is
 // given (a BatchNorm before the sign, as torch computes it), or sign(x) with neither.
 namespace pack {  // OP_PACK
-constexpr int SRC = 1, SUB = 8, MUL = 9, THR = 10, G = 11, CG = 12, WG = 13, DST = 14, PAD = 19, HD = 20, WD = 21;
+constexpr int SRC = 1, SUB = 8, MUL = 9, THR = 10, G = 11, CG = 12, WG = 13, DST = 14, PAD = 19, HD = 20, WD = 21,
+              BORDER_ONLY = 22;  // the interior was written by the producing convolution's epilogue
 }
 // Epilogue of output channel o: c = acc * scale[o] (the float convolution's value), then BatchNorm as
 // torch computes it, fma(c, bn_a[o], bn_b[o]) (when bn_a is given), the residual, the activation.
@@ -55,7 +56,9 @@ namespace bconv {  // OP_BCONV
 constexpr int SRC = 1, G = 6, WG = 7, KH = 8, KW = 9, STRIDE = 10, DIL = 11, HO = 12, WO = 13, O = 14, OG = 15,
               NVALID = 16, WEIGHTS = 17, SCALE = 18, BN_B = 19, RP_GAMMA = 20, RP_SLOPE = 21, RP_ZETA = 22, RES = 23,
               RES_MODE = 30, OUT_MODE = 31, OUT = 32, OUT_BITS = 39, OUT_THR = 44, OUT_G = 45, OUT_WG = 46,
-              ACT = 47, RES_AFTER_ACT = 48, OUT_MUL = 49, BN_A = 50;
+              ACT = 47, RES_AFTER_ACT = 48, OUT_MUL = 49, BN_A = 50,
+              // a second output beside the floats: the next convolution's sign bits, +1-padded by NEXT_PAD
+              NEXT_BITS = 51, NEXT_PAD = 56, NEXT_G = 57, NEXT_WG = 58, NEXT_THR = 59, NEXT_MUL = 60;
 constexpr int RES_NONE = 0, RES_MOD = 1, RES_ZEROFILL = 2;
 constexpr int OUT_FLOAT = 0, OUT_PACKED = 1;
 constexpr int ACT_NONE = 0, ACT_RPRELU = 1, ACT_RELU = 2;
