@@ -37,6 +37,7 @@ COMMANDS: dict[str, Command] = {
     "fit": Command("fit_command", "fit a genotype to the paper's published op counts"),
     "draw": Command("draw_command", "draw genotypes as diagrams (SVG, PNG, PDF or Graphviz DOT)"),
     "search": Command("search_command", "search a genotype with bimodal parameter perturbation"),
+    "study": Command("study_command", "measure the paper's claims: noise and shortcut studies, merged reports"),
     "train": Command("train_commands", "train a model with the two-step BNN recipe"),
     "eval": Command("train_commands", "top-1/top-5, loss and images/s of a model on a test set"),
     "publish": Command("hub_commands", "stage a Hub repository folder for trained weights, and upload it"),

@@ -47,11 +47,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "bnnzoo search --space bnas --epochs 8 --sharpness -o runs/sharp",
         ],
     )
+    add_space_options(p)
+    p.add_argument("-o", "--output", default="runs/search", help="output folder")
+    p.add_argument("--name", default="searched", help="the genotype's name and file stem")
+    p.add_argument("--eps-a", type=floats, default=[0.0], help="architecture noise scale(s), e.g. 0,0.1,0.2")
+    p.add_argument("--eps-w", type=floats, default=[0.0], help="weight noise scale(s), e.g. 0,0.25")
+    p.add_argument("--ramp", action="store_true", help="ramp the noise linearly over the epochs")
+    add_schedule_options(p)
+    p.add_argument("--target-ops", type=quantity, help="target Equiv. Ops, e.g. 10.6M")
+    p.add_argument("--target-weight", type=float, default=1.0)
+    p.add_argument(
+        "--sharpness", action="store_true", help="log the sharpness along alpha and the weights every epoch (slower)"
+    )
+    add_sharpness_options(p)
+    p.add_argument("--proxy-epochs", type=int, default=2, help="grid search: proxy training epochs")
+    p.add_argument("--proxy-steps", type=int, help="grid search: proxy steps per epoch")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--amp", action="store_true", help="bf16 mixed precision (CUDA only)")
+    p.add_argument("--resume", action="store_true", help="continue from the output folder's checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="start again in an output folder that holds a run")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (one is shown on a terminal)")
+    p.set_defaults(run=run_search_command)
+
+
+def add_space_options(p: argparse.ArgumentParser) -> None:
+    """The dataset, budget and supernet options (shared with `bnnzoo study noise`)."""
     p.add_argument("--space", default="bnas", help="bnas (cells) or mbconv (layer lists)")
     p.add_argument("--dataset", default="fashion_mnist", help="fashion_mnist, cifar10, cifar100, imagefolder")
     p.add_argument("--data-root", help="folder of a local dataset (CIFAR in the torchvision layout, image folders)")
-    p.add_argument("-o", "--output", default="runs/search", help="output folder")
-    p.add_argument("--name", default="searched", help="the genotype's name and file stem")
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--train-limit", dest="limit", type=int, metavar="N", help="use only the first N training images")
@@ -68,9 +92,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--stem-channels", type=int, default=16, help="mbconv: stem channels")
     p.add_argument("--kernels", type=ints, default=None, help="mbconv: candidate kernels (default 3,5)")
     p.add_argument("--expansions", type=ints, default=None, help="mbconv: candidate expansions (default 1,2,3,4,6)")
-    p.add_argument("--eps-a", type=floats, default=[0.0], help="architecture noise scale(s), e.g. 0,0.1,0.2")
-    p.add_argument("--eps-w", type=floats, default=[0.0], help="weight noise scale(s), e.g. 0,0.25")
-    p.add_argument("--ramp", action="store_true", help="ramp the noise linearly over the epochs")
+
+
+def add_schedule_options(p: argparse.ArgumentParser) -> None:
+    """The optimisers' and the temperature's options (shared with `bnnzoo study noise`)."""
     p.add_argument("--weight-optimizer", default="sgd", help="sgd (DARTS) or adam (BNN practice)")
     p.add_argument("--lr", type=float, default=0.025, help="weight learning rate")
     p.add_argument(
@@ -90,52 +115,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=SearchConfig.final_temperature,
         help="anneal the temperature geometrically to this by the last epoch (DARTS: 1)",
     )
-    p.add_argument("--target-ops", type=quantity, help="target Equiv. Ops, e.g. 10.6M")
-    p.add_argument("--target-weight", type=float, default=1.0)
-    add_sharpness_options(p)
-    p.add_argument("--proxy-epochs", type=int, default=2, help="grid search: proxy training epochs")
-    p.add_argument("--proxy-steps", type=int, help="grid search: proxy steps per epoch")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--amp", action="store_true", help="bf16 mixed precision (CUDA only)")
-    p.add_argument("--resume", action="store_true", help="continue from the output folder's checkpoint")
-    p.add_argument("--overwrite", action="store_true", help="start again in an output folder that holds a run")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (one is shown on a terminal)")
-    p.set_defaults(run=run_search_command)
 
 
 def add_sharpness_options(p: argparse.ArgumentParser) -> None:
-    """--sharpness and its settings (bnnzoo/search/sharpness.py)."""
-    p.add_argument(
-        "--sharpness", action="store_true", help="log the sharpness along alpha and the weights every epoch (slower)"
-    )
+    """The settings of --sharpness (bnnzoo/search/sharpness.py)."""
     p.add_argument("--sharpness-images", type=int, default=256, help="the fixed validation subset it is measured on")
     p.add_argument("--sharpness-rho", type=float, default=0.1, help="relative radius of the weight perturbation")
     p.add_argument("--sharpness-draws", type=int, default=4, help="random weight directions averaged")
 
 
-def sharpness_settings(args: argparse.Namespace) -> dict:
-    """The SearchConfig fields of :func:`add_sharpness_options`."""
-    return {
-        "sharpness": getattr(args, "sharpness", False),
-        "sharpness_images": args.sharpness_images,
-        "sharpness_rho": args.sharpness_rho,
-        "sharpness_draws": args.sharpness_draws,
-    }
-
-
-def _config(args: argparse.Namespace) -> SearchConfig:
+def search_settings(args: argparse.Namespace) -> dict:
+    """The SearchConfig fields of :func:`add_space_options`, :func:`add_schedule_options` and
+    :func:`add_sharpness_options`."""
     extra = {}
     if args.kernels:
         extra["kernels"] = args.kernels
     if args.expansions:
         extra["expansions"] = args.expansions
-    return SearchConfig(
+    return dict(
         space=args.space,
         dataset=args.dataset,
         data_root=args.data_root,
-        output=args.output,
-        name=args.name,
         epochs=args.epochs,
         batch_size=args.batch_size,
         limit=args.limit,
@@ -154,18 +154,29 @@ def _config(args: argparse.Namespace) -> SearchConfig:
         warmup_epochs=args.warmup_epochs,
         temperature=args.temperature,
         final_temperature=args.final_temperature,
+        sharpness_images=args.sharpness_images,
+        sharpness_rho=args.sharpness_rho,
+        sharpness_draws=args.sharpness_draws,
+        **extra,
+    )
+
+
+def _config(args: argparse.Namespace) -> SearchConfig:
+    return SearchConfig(
+        **search_settings(args),
+        output=args.output,
+        name=args.name,
         overwrite=args.overwrite,
         eps_a=args.eps_a[0],
         eps_w=args.eps_w[0],
         ramp=args.ramp,
         target_ops=args.target_ops,
         target_weight=args.target_weight,
-        **sharpness_settings(args),
+        sharpness=args.sharpness,
         seed=args.seed,
         device=args.device,
         amp=args.amp,
         progress=not args.no_progress and sys.stderr.isatty(),
-        **extra,
     )
 
 
