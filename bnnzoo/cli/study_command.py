@@ -87,6 +87,7 @@ def _add_common(p: argparse.ArgumentParser, output: str) -> None:
     p.add_argument("--proxy-epochs", type=int, default=2, help="proxy training epochs (two-step recipe, at least 2)")
     p.add_argument("--proxy-steps", type=int, help="proxy training: at most N steps per epoch")
     p.add_argument("--proxy-batch-size", type=int, default=64)
+    p.add_argument("--proxy-lr", type=float, default=1e-3, help="proxy training: Adam's learning rate")
     p.add_argument("--proxy-train-limit", type=int, metavar="N", help="proxy training on the first N training images")
     p.add_argument("--proxy-test-limit", type=int, metavar="N", help="proxy test on the first N test images")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -104,7 +105,12 @@ def _proxy(args: argparse.Namespace):
     from bnnzoo.search.grid import ProxyConfig
 
     return ProxyConfig(
-        args.proxy_epochs, args.proxy_steps, args.proxy_batch_size, args.proxy_train_limit, args.proxy_test_limit
+        args.proxy_epochs,
+        args.proxy_steps,
+        args.proxy_batch_size,
+        args.proxy_train_limit,
+        args.proxy_test_limit,
+        args.proxy_lr,
     )
 
 

@@ -30,6 +30,7 @@ class ProxyConfig:
     batch_size: int = 64
     train_limit: int | None = None
     test_limit: int | None = None
+    lr: float = 1e-3  # Adam's rate (the recipe's default); short proxies train faster with a larger one
 
 
 @dataclass
@@ -54,6 +55,7 @@ def proxy_score(genotype_path: Path, config: SearchConfig, proxy: ProxyConfig, o
             data_root=config.data_root,
             epochs=max(proxy.epochs, 2),
             batch_size=proxy.batch_size,
+            lr=proxy.lr,
             max_steps_per_epoch=proxy.max_steps,
             train_limit=proxy.train_limit,
             test_limit=proxy.test_limit,

@@ -203,7 +203,8 @@ class NoiseReport:
             ],
             [
                 "proxy training",
-                f"{max(p.epochs, 2)} epochs (two-step recipe), batch {p.batch_size}, max steps {p.max_steps}, "
+                f"{max(p.epochs, 2)} epochs (two-step recipe), batch {p.batch_size}, Adam lr {p.lr:g}, "
+                f"max steps {p.max_steps}, "
                 f"{p.train_limit or 'all'} training / {p.test_limit or 'all'} test images",
             ],
         ]

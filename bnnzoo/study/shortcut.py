@@ -164,7 +164,7 @@ def shortcut_report(study: ShortcutStudy, results: dict[str, dict[str, Any]], ro
         "# Shortcut study: the reduction block's shortcut (supplement, Table 1)\n",
         f"The same MBConv genotypes trained with the zero (Z), partially duplicate (PD) and global average (GA) "
         f"fill-up of the reduction shortcut, {study.seeds} seed(s) each, on {study.dataset}, with one recipe: "
-        f"{max(p.epochs, 2)} epochs (two-step), batch {p.batch_size}, max steps {p.max_steps}, "
+        f"{max(p.epochs, 2)} epochs (two-step), batch {p.batch_size}, Adam lr {p.lr:g}, max steps {p.max_steps}, "
         f"{p.train_limit or 'all'} training / {p.test_limit or 'all'} test images. Mean ± std over seeds.\n",
         f"Command: `{command}`\n" if command else "",
         points_done(points, set(done)),
