@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from tiny import genotype_text
 
-from bnnzoo.cli import main
+from bnnzoo.cli import build_parser, main
+from bnnzoo.cli.study_command import _proxy
 from bnnzoo.search import SearchConfig
 from bnnzoo.search.grid import ProxyConfig
 from bnnzoo.study import NoiseStudy, ShortcutStudy, StudyError, run_study, write_report
@@ -125,6 +126,8 @@ def test_cli_study_list_report_and_errors(tmp_path, capsys):
     assert "--eps-a and --eps-w must be in (0, 1]" in capsys.readouterr().err
     assert main(["study", "shortcut", "--models", "bnas_a", "-o", str(tmp_path / "s"), "--list"]) == 1
     assert "needs mbconv genotypes" in capsys.readouterr().err
+    args = build_parser("study").parse_args(["study", "shortcut", "--proxy-lr", "0.005", "--proxy-epochs", "3"])
+    assert (_proxy(args).lr, _proxy(args).epochs, _proxy(args).batch_size) == (0.005, 3, 64)
 
 
 TINY_MBCONV = """layers {
@@ -155,6 +158,24 @@ def test_a_shortcut_study_runs_points_in_two_processes_and_reports_beside_table_
     assert "| R1 | " in report and "| 9.86 | 71.62 | 72.12 | 71.65 |" in report
     assert "paper's claims" in report and _png(root / "shortcut.png")
     assert "PD beats Z on R1" in report
+
+
+@pytest.mark.slow
+def test_one_point_runs_under_torchrun_and_merges(tmp_path):
+    out = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "bnnzoo.cli"]
+    command += ["study", "noise", "--dataset", "synthetic", "--channels", "4", "--layers", "3", "--epochs", "2"]
+    command += ["--batch-size", "8", "--train-limit", "64", "--image-size", "16", "--sharpness-images", "8"]
+    command += ["--seeds", "1", "--proxy-steps", "1", "--proxy-batch-size", "8", "--proxy-train-limit", "32"]
+    command += ["--proxy-test-limit", "16", "-o", str(out), "--point", "3", "--no-report"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("[both_seed0] point 3: done") == 1  # rank 0 speaks
+    result = json.loads((out / "points/both_seed0" / RESULT_FILE).read_text())
+    assert (result["eps_a"], result["eps_w"]) == (0.2, 0.25) and len(result["history"]) == 2
+    assert main(["study", "report", str(out)]) == 0
+    assert "Points done: 1 of 4." in (out / "report.md").read_text()
 
 
 def test_the_report_is_drawn_headless_without_pyplot(tmp_path):

@@ -10,14 +10,14 @@ from bnnzoo.cli.parsing import HelpFormatter, add_command
 from bnnzoo.cli.search_command import add_schedule_options, add_sharpness_options, add_space_options, search_settings
 
 NOISE_EXAMPLES = [
-    "bnnzoo study noise --space bnas --channels 4 --layers 5 --epochs 8 --train-limit 2048 --seeds 3 "
-    "--proxy-train-limit 4000 -o runs/noise --jobs 2",
+    "bnnzoo study noise --space bnas --channels 4 --layers 5 --image-size 16 --epochs 8 --train-limit 768 "
+    "--seeds 3 --proxy-lr 5e-3 --proxy-train-limit 2000 -o runs/noise --jobs 2",
     "bnnzoo study noise ... -o runs/noise --list               the points and which are done",
     "bnnzoo study noise ... -o runs/noise --point 3 --no-report  one point (e.g. one cluster job)",
 ]
 SHORTCUT_EXAMPLES = [
-    "bnnzoo study shortcut --models mbconv_a,mbconv_b,mbconv_c --width-multiplier 0.25 --seeds 3 "
-    "--proxy-epochs 4 --proxy-train-limit 10000 -o runs/shortcut --jobs 2",
+    "bnnzoo study shortcut --models mbconv_a,mbconv_b,mbconv_c --width-multiplier 0.25 --image-size 16 "
+    "--seeds 2 --proxy-lr 5e-3 --proxy-train-limit 2000 -o runs/shortcut --jobs 2",
 ]
 
 

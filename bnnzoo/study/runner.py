@@ -81,6 +81,9 @@ def select(points: Sequence[Point], only: Sequence[int | str] | None) -> list[Po
 
 
 def _prefixed(name: str) -> Echo:
+    """Print lines prefixed with the point's name (in rank 0 only, under torchrun)."""
+    if not is_main_process():
+        return lambda line: None
     return lambda line: print(f"[{name}] {line}", flush=True)
 
 
