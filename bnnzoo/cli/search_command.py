@@ -44,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "bnnzoo search --space bnas --channels 8 --layers 5 --image-size 16 --epochs 4 -o runs/quick",
             "bnnzoo search --space mbconv --eps-a 0,0.1,0.2 --eps-w 0,0.25 -o runs/grid",
             "bnnzoo search --space mbconv --target-ops 10.6M -o runs/budget",
+            "bnnzoo search --space bnas --epochs 8 --sharpness -o runs/sharp",
         ],
     )
     add_space_options(p)
