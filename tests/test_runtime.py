@@ -44,7 +44,10 @@ def runtime_built() -> None:
     if rt.available():
         return
     if shutil.which(os.environ.get("CXX", "c++")) or shutil.which("g++"):
-        pytest.fail("a C++ compiler is present but bnnzoo.runtime._engine was not built (see pip's build log)")
+        pytest.fail(
+            "a C++ compiler is present but bnnzoo.runtime._engine was not built: see pip's build log, or "
+            "reinstall an editable install made before the runtime existed (pip install --no-deps -e .)"
+        )
     pytest.skip("no C++ compiler, so no runtime: tests/test_runtime_build.py covers that install")
 
 
