@@ -36,7 +36,9 @@ def _run(command: list[str], cwd: Path, timeout: float = 300) -> subprocess.Comp
 
 def _copy_tree(destination: Path) -> Path:
     def ignore(folder: str, names: list[str]) -> set[str]:
-        skip = {n for n in names if n == "__pycache__" or n.endswith((".egg-info", ".safetensors", ".pyc"))}
+        skip = {n for n in names if n == "__pycache__" or n.endswith((".egg-info", ".pyc"))}
+        if Path(folder) != ROOT / "bnnzoo" / "weights":  # the zoo weights that ship in the wheel stay
+            skip |= {n for n in names if n.endswith(".safetensors")}
         if Path(folder) == ROOT:
             skip |= TOP_LEVEL_SKIP & set(names)
         return skip
@@ -77,6 +79,58 @@ def test_wheel_contains_grammar_and_genotypes(built) -> None:
     assert not missing, f"the wheel lacks {missing}"
     assert "bnnzoo/dsl/reader.py" in names
     assert not any(name.startswith(("tests/", "grammar/", "genotypes/")) for name in names)
+
+
+def test_wheel_carries_the_shipped_weights_within_the_bound(built) -> None:
+    manifest = json.loads((ROOT / "bnnzoo" / "weights" / "manifest.json").read_text())["tags"]
+    with zipfile.ZipFile(built["wheel"]) as wheel:
+        sizes = {info.filename: info.file_size for info in wheel.infolist()}
+    assert "bnnzoo/weights/manifest.json" in sizes and "bnnzoo/weights/__init__.py" in sizes
+    for entry in manifest.values():
+        assert sizes.get(f"bnnzoo/weights/{entry['file']}") == entry["bytes"], entry["file"]
+        assert f"bnnzoo/weights/{entry['golden']}" in sizes
+    assert built["wheel"].stat().st_size <= 40e6, built["wheel"].stat().st_size
+
+
+SHIPPED_PROBE = """
+import json, sys
+from pathlib import Path
+
+site = Path(sys.argv[1]).resolve()
+sys.path.insert(0, str(site))
+import torch
+import bnnzoo, timm
+from bnnzoo import weights
+
+logits = {}
+for tag in sorted(weights.manifest()):
+    model = timm.create_model(tag, pretrained=True).eval()
+    with torch.no_grad():
+        logits[tag] = model(torch.zeros(1, *model.pretrained_cfg["input_size"])).tolist()
+print(json.dumps({"file": {tag: bnnzoo.create_model(tag, pretrained=True).pretrained_cfg["file"] for tag in logits},
+                  "logits": logits}))
+"""
+
+
+def test_installed_wheel_loads_the_shipped_weights_offline(built) -> None:
+    site, tmp = built["site"], built["tmp"]
+    env = {key: value for key, value in OFFLINE.items() if key != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_ENDPOINT="http://127.0.0.1:9")
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", SHIPPED_PROBE, str(site)],
+        cwd=tmp,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    manifest = json.loads((ROOT / "bnnzoo" / "weights" / "manifest.json").read_text())["tags"]
+    assert sorted(report["file"]) == sorted(manifest)
+    for tag, file in report["file"].items():
+        assert _inside(file, site), file
+        assert len(report["logits"][tag][0]) == manifest[tag]["num_classes"]
 
 
 def test_sdist_contains_grammar_and_genotypes(built) -> None:

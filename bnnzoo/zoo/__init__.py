@@ -14,7 +14,7 @@ from bnnzoo.dsl.library import is_genotype_path, resolve_genotype, zoo_genotype_
 from bnnzoo.dsl.types import Genotype
 from bnnzoo.errors import ModelError
 from bnnzoo.zoo import models  # noqa: F401  (registers the zoo with timm)
-from bnnzoo.zoo.models import GENERIC_ARCHITECTURE, check_tag
+from bnnzoo.zoo.models import GENERIC_ARCHITECTURE, TRAINED_TAGS, check_tag
 
 __all__ = ["create_model", "list_models", "pretrained_tags"]
 
@@ -61,6 +61,8 @@ def _require_weights(name: str) -> None:
     base, _, tag = name.partition(".")
     if tag:
         check_tag(base, tag)
+    if "." not in name and TRAINED_TAGS.get(name):
+        return  # pretrained=True without a tag loads the model's first trained tag
     cfg = get_pretrained_cfg(name, allow_unregistered=False)
     if cfg is None or not cfg.has_weights:
         tags = pretrained_tags(name.split(".")[0])

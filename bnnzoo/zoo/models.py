@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model, resolve_pretrained_cfg
 
-from bnnzoo import dsl
+from bnnzoo import dsl, weights
 from bnnzoo._datasets import dataset_info
 from bnnzoo._suggest import did_you_mean
 from bnnzoo.dsl.library import zoo_genotype, zoo_genotype_names
@@ -33,6 +33,8 @@ PAPER_ID = "doi:10.1109/WACV56688.2023.00244"
 # models are CIFAR-10 models (3 channels); 1-channel genotypes are Fashion-MNIST-like.
 NORMALISATION = {info.input_shape[0]: (info.mean, info.std) for info in map(dataset_info, ("cifar10", "fashion_mnist"))}
 _WEIGHTS_FILE = "weights.json"
+# model -> its trained tags, the first being what pretrained=True without a tag loads.
+TRAINED_TAGS: dict[str, list[str]] = {}
 
 
 def default_normalisation(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -111,15 +113,19 @@ def _zoo_cfgs() -> dict[str, dict[str, Any]]:
     cfgs: dict[str, dict[str, Any]] = {}
     for name in zoo_genotype_names():
         genotype = zoo_genotype(name)
-        # The untagged config has no weights; trained tags follow, as published, each at the input
-        # size and class count it was trained for (which set timm's in_chans and num_classes).
+        # The untagged (default) config has no weights, so that create_model(name) keeps the genotype's
+        # own input shape; trained tags follow (those shipped inside the package, then Hub-published ones),
+        # each at the input size and class count it was trained for (which set timm's in_chans and num_classes).
         cfgs[f"{name}.untrained"] = _cfg(genotype)
-        for tag, weights in published.get(name, {}).items():
-            shape = tuple(weights.get("input_size", genotype.input_shape))
+        trained_cfgs = {**weights.shipped_cfgs(name), **published.get(name, {})}
+        for tag, overrides in trained_cfgs.items():
+            shape = tuple(overrides.get("input_size", genotype.input_shape))
             trained = dataclasses.replace(
-                genotype, input_shape=shape, num_classes=weights.get("num_classes", genotype.num_classes)
+                genotype, input_shape=shape, num_classes=overrides.get("num_classes", genotype.num_classes)
             )
-            cfgs[f"{name}.{tag}"] = _cfg(trained, **weights)
+            cfgs[f"{name}.{tag}"] = _cfg(trained, **overrides)
+        if trained_cfgs:
+            TRAINED_TAGS[name] = list(trained_cfgs)
     cfgs[f"{GENERIC_ARCHITECTURE}.untrained"] = _cfg()
     return cfgs
 
@@ -137,6 +143,8 @@ def _create(variant: str, genotype: Genotype, pretrained: bool = False, **kwargs
     if isinstance(kwargs.get("pretrained_cfg"), str):  # the tag of "name.tag"
         check_tag(variant, kwargs["pretrained_cfg"])
     if pretrained:
+        if kwargs.get("pretrained_cfg") is None and TRAINED_TAGS.get(variant):
+            kwargs["pretrained_cfg"] = TRAINED_TAGS[variant][0]  # no tag given: the first trained one
         cfg = resolve_pretrained_cfg(
             variant,
             pretrained_cfg=kwargs.get("pretrained_cfg"),
@@ -147,12 +155,15 @@ def _create(variant: str, genotype: Genotype, pretrained: bool = False, **kwargs
                 f"'{variant}' (tag '{cfg.tag}') has no trained weights; "
                 "see bnnzoo.list_models(pretrained=True) for the tags that have them"
             )
+        if cfg.file:
+            weights.verify(cfg.file)  # a shipped file must match its sha256 before timm reads it
     return build_model_with_cfg(
         BinaryNet,
         variant,
         pretrained,
         genotype=genotype,
         feature_cfg=dict(FEATURE_CFG),
+        pretrained_filter_fn=weights.packed_state_filter,
         **kwargs,
     )
 
