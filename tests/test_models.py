@@ -448,6 +448,7 @@ def test_shortcut_override_is_recorded_in_model_genotype() -> None:
 
 
 def test_published_weights_become_tagged_configs_with_hf_hub_id(monkeypatch) -> None:
+    from bnnzoo import weights
     from bnnzoo.zoo import models
 
     entry = {"hf_hub_id": "bnnzoo/mbconv_a.fashion_mnist", "num_classes": 10, "input_size": (1, 32, 32)}
@@ -456,4 +457,5 @@ def test_published_weights_become_tagged_configs_with_hf_hub_id(monkeypatch) -> 
     assert cfgs["mbconv_a.fashion_mnist"]["hf_hub_id"] == "bnnzoo/mbconv_a.fashion_mnist"
     assert cfgs["mbconv_a.fashion_mnist"]["input_size"] == (1, 32, 32)
     assert "hf_hub_id" not in cfgs["mbconv_a.untrained"]
-    assert pretrained_tags("mbconv_a") == []  # the shipped data lists no weights: none are faked
+    # The registry holds only the weights that ship in the package: no Hub entry is faked.
+    assert pretrained_tags("mbconv_a") == list(weights.shipped_cfgs("mbconv_a"))
