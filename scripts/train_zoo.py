@@ -375,6 +375,21 @@ def ship(out: Path, repo: Path) -> None:
         )
     manifest["tags"] = dict(sorted(manifest["tags"].items()))
     manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
+    _drop_unpublished(repo / "bnnzoo" / "zoo" / "weights.json", [entry["tag"] for entry in results])
+
+
+def _drop_unpublished(path: Path, tags: list[str]) -> None:
+    """A tag that now ships is no longer one of the zoo's named-but-unpublished tags."""
+    if not path.is_file():
+        return
+    data = json.loads(path.read_text())
+    unpublished = data.get("unpublished", {})
+    for tag in tags:
+        name, _, suffix = tag.partition(".")
+        unpublished.get(name, {}).pop(suffix, None)
+        if name in unpublished and not unpublished[name]:
+            del unpublished[name]
+    path.write_text(json.dumps(data, indent=2) + "\n")
 
 
 # -- command line -----------------------------------------------------------------------------

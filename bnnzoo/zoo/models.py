@@ -131,6 +131,11 @@ def _zoo_cfgs() -> dict[str, dict[str, Any]]:
 
 
 default_cfgs = generate_default_cfgs(_zoo_cfgs())
+# timm makes the first tag with weights the default; the zoo keeps "untrained" first, so that
+# create_model(name) is the genotype's own model (pretrained=True picks TRAINED_TAGS[name][0]).
+for _name in TRAINED_TAGS:
+    default_cfgs[_name].tags.remove("untrained")
+    default_cfgs[_name].tags.appendleft("untrained")
 
 
 # timm's feature wrapper over ``forward_intermediates``; ``None`` takes every tap of the model.
