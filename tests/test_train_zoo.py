@@ -50,6 +50,7 @@ def test_tiny_run_returns_few_files_and_ships(tmp_path) -> None:
     manifest = json.loads((repo / "bnnzoo" / "weights" / "manifest.json").read_text())["tags"]
     assert manifest["mbconv_a.fashion_mnist"]["sha256"] == entry["sha256"]
     assert (repo / "docs" / "model_cards" / "mbconv_a.fashion_mnist.md").read_text() == entry["card"]
+    assert "machine load: 1-minute load average" in entry["card"]
     golden = json.loads((repo / "bnnzoo" / "weights" / "mbconv_a.fashion_mnist.golden.json").read_text())
     model = load_packed(repo / "bnnzoo" / "weights" / "mbconv_a.fashion_mnist.safetensors")
     test = load_dataset("fashion_mnist", "test", image_size=32, limit=len(golden["labels"]))
