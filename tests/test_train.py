@@ -389,7 +389,7 @@ def test_cli_bad_inputs_exit_1_without_traceback(genotypes, tmp_path: Path, caps
         (("eval", tiny, "--checkpoint", broken / "checkpoint.json"), "truncated or replaced"),
         (("eval", tiny, "--checkpoint", tmp_path / "missing.safetensors"), "no such"),
         (("eval", genotypes["other"], "--checkpoint", run / "final.safetensors"), "genotype 'tiny'"),
-        (("eval", "mbconv_a", "--pretrained"), "no trained weights"),
+        (("eval", "mbconv_b", "--pretrained"), "no trained weights"),  # mbconv_a ships weights
     ]
     for argv, message in cases:
         code, out, err = run_cli(capsys, *argv)
