@@ -134,6 +134,17 @@ def binary_panels(signs: np.ndarray, groups: int) -> np.ndarray:
     return grid.reshape(groups, panels, PANEL, k).transpose(0, 1, 3, 2).reshape(-1)
 
 
+def tile_layout(values: np.ndarray, groups: int) -> np.ndarray:
+    """Per-output-channel values laid out like the microkernels' accumulators: each group's from a
+    multiple of PANEL (zeros between)."""
+    og = values.size // groups
+    step = round_up(og, PANEL)
+    out = np.zeros(groups * step)
+    for g in range(groups):
+        out[g * step : g * step + og] = values[g * og : (g + 1) * og]
+    return out
+
+
 def binary_layer(
     blobs: Blobs,
     conv: BinaryConv2d,
@@ -166,7 +177,7 @@ def binary_layer(
         a, b = batchnorm_affine(bn, f"{name} BatchNorm")
         if a.size != out_channels:
             raise ModelError(f"{name}: its BatchNorm covers {a.size} channels, the convolution has {out_channels}")
-        bn_a, bn_b = blobs.add_params(a), blobs.add_params(b)
+        bn_a, bn_b = blobs.add_params(tile_layout(a, groups)), blobs.add_params(tile_layout(b, groups))
     threshold = conv.rsign.threshold
     shift = None if threshold is None else _vector(threshold, conv.in_channels, f"{name} threshold")
     if input_bn is not None:  # sign(BN(x) - t) = sign(x * a + (b - t))
@@ -192,7 +203,7 @@ def binary_layer(
         padding=padding,
         dilation=dilation,
         weights=blobs.add_weights(binary_panels(signs, groups)),
-        scale=blobs.add_params(scale),
+        scale=blobs.add_params(tile_layout(scale, groups)),
         bn_a=bn_a,
         bn_b=bn_b,
         in_scale=in_scale,

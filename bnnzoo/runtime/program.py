@@ -181,9 +181,9 @@ class BinaryLayer:
     padding: int
     dilation: int
     weights: int  # word offset of the panels
-    scale: int  # float offsets of per-output-channel vectors: the weight scale,
-    bn_a: int  # and the BatchNorm after the convolution, fma(x, bn_a, bn_b) (-1, -1 without)
-    bn_b: int
+    scale: int  # float offsets of per-output-channel vectors (in tile layout: each group from a
+    bn_a: int  # multiple of PANEL): the weight scale and the BatchNorm after the convolution,
+    bn_b: int  # fma(x, bn_a, bn_b) (-1, -1 without)
     in_scale: int  # its input's binarisation (see Pack): scale or -1, offset or -1
     in_offset: int
     activation: int  # ACT_NONE, ACT_RPRELU or ACT_RELU
@@ -560,10 +560,11 @@ def _check_bconv(f: list[int], limits: Limits) -> None:
     _require(og >= 1 and groups * og == out_c and 1 <= nvalid <= 64 * wg * kh * kw, "bad channels")
     panels = groups * (-(-og // PANEL)) * kh * kw * wg * PANEL
     _require(weights >= 0 and weights + panels <= limits.n_weights, "weights out of range")
-    _params(f[18], out_c, limits, "scale", optional=False)
+    tiled = groups * round_up(og, PANEL)  # the microkernels read a whole panel of 16 per group
+    _params(f[18], tiled, limits, "scale", optional=False)
     _require((f[50] == -1) == (f[19] == -1), "partial BatchNorm")
-    _params(f[50], out_c, limits, "BatchNorm scale")
-    _params(f[19], out_c, limits, "BatchNorm shift")
+    _params(f[50], tiled, limits, "BatchNorm scale")
+    _params(f[19], tiled, limits, "BatchNorm shift")
     rprelu = f[20:23]
     _require(all(v == -1 for v in rprelu) or all(v >= 0 for v in rprelu), "partial RPReLU")
     for index, what in zip(rprelu, ("gamma", "slope", "zeta")):

@@ -51,7 +51,9 @@ constexpr int SRC = 1, SUB = 8, MUL = 9, THR = 10, G = 11, CG = 12, WG = 13, DST
               BORDER_ONLY = 22;  // the interior was written by the producing convolution's epilogue
 }
 // Epilogue of output channel o: c = acc * scale[o] (the float convolution's value), then BatchNorm as
-// torch computes it, fma(c, bn_a[o], bn_b[o]) (when bn_a is given), the residual, the activation.
+// torch computes it, fma(c, bn_a[o], bn_b[o]) (when bn_a is given): both in the microkernel, with
+// scale, bn_a and bn_b laid out like the accumulators (each group from a multiple of PANEL); then the
+// residual and the activation.
 namespace bconv {  // OP_BCONV
 constexpr int SRC = 1, G = 6, WG = 7, KH = 8, KW = 9, STRIDE = 10, DIL = 11, HO = 12, WO = 13, O = 14, OG = 15,
               NVALID = 16, WEIGHTS = 17, SCALE = 18, BN_B = 19, RP_GAMMA = 20, RP_SLOPE = 21, RP_ZETA = 22, RES = 23,
@@ -74,6 +76,15 @@ constexpr int AVG = 0, MAX = 1;
 namespace binary {  // OP_ADD, OP_COPY, OP_MEANFILL, OP_AFFINE: dst then src; OP_ZERO: dst
 constexpr int DST = 1, SRC = 8, MUL = 15, ADD = 16;
 }
+
+// What a binary microkernel applies to its PANEL columns before storing them as floats: the
+// weight scale and the BatchNorm after the convolution (bn_a null: none), from the panel's first column.
+struct Epilogue {
+  const float* scale;
+  const float* bn_a;
+  const float* bn_b;
+  int32_t nvalid;
+};
 
 // What a plan needs from one ISA: the whole executor is compiled once per ISA (its generic loops
 // vectorised for that ISA), around that ISA's hand-written microkernels.

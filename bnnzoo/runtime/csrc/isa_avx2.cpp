@@ -26,7 +26,7 @@ static inline __m256i popcount_lut() {
 // Columns [col, col + 8) of a panel for M pixels.
 template <int M>
 static inline void bgemm_half(int64_t ntaps, int64_t wg, const uint64_t* a, int64_t ps, const int64_t* taps,
-                              const uint64_t* panel, int col, int32_t* c, int64_t ldc) {
+                              const uint64_t* panel, int col, const Epilogue& e, float* c, int64_t ldc) {
   const __m256i lut = popcount_lut(), low = _mm256_set1_epi8(0x0f), zero = _mm256_setzero_si256();
   __m256i bytes0[M], bytes1[M], total0[M], total1[M];
 #pragma GCC unroll 4
@@ -55,26 +55,33 @@ static inline void bgemm_half(int64_t ntaps, int64_t wg, const uint64_t* a, int6
       }
     }
   }
+  // (n - 2 * mismatches) * scale, then fma with the BatchNorm: as the generic epilogue computes it
+  const __m256i n = _mm256_set1_epi32(e.nvalid);
+  const __m256 scale = _mm256_loadu_ps(e.scale + col);
+  const __m256 bn_a = e.bn_a ? _mm256_loadu_ps(e.bn_a + col) : scale;
+  const __m256 bn_b = e.bn_a ? _mm256_loadu_ps(e.bn_b + col) : scale;
+  const __m256i pick = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);  // the low 32 bits of each 64-bit count
 #pragma GCC unroll 4
   for (int i = 0; i < M; ++i) {
     total0[i] = _mm256_add_epi64(total0[i], _mm256_sad_epu8(bytes0[i], zero));
     total1[i] = _mm256_add_epi64(total1[i], _mm256_sad_epu8(bytes1[i], zero));
-    // the low 32 bits of each 64-bit count, in order
-    const __m256i pick = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
     const __m128i lo = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(total0[i], pick));
     const __m128i hi = _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(total1[i], pick));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + i * ldc + col), _mm256_set_m128i(hi, lo));
+    const __m256i mismatches = _mm256_set_m128i(hi, lo);
+    __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(n, _mm256_slli_epi32(mismatches, 1))), scale);
+    if (e.bn_a) v = _mm256_fmadd_ps(v, bn_a, bn_b);
+    _mm256_storeu_ps(c + i * ldc + col, v);
   }
 }
 
 static void bgemm_ukernel(int mr, int64_t ntaps, int64_t wg, const uint64_t* a, int64_t ps, const int64_t* taps,
-                          const uint64_t* panel, int32_t* c, int64_t ldc) {
+                          const uint64_t* panel, const Epilogue& e, float* c, int64_t ldc) {
   for (int col = 0; col < PANEL; col += 8) {
     switch (mr) {
-      case 4: bgemm_half<4>(ntaps, wg, a, ps, taps, panel, col, c, ldc); break;
-      case 3: bgemm_half<3>(ntaps, wg, a, ps, taps, panel, col, c, ldc); break;
-      case 2: bgemm_half<2>(ntaps, wg, a, ps, taps, panel, col, c, ldc); break;
-      default: bgemm_half<1>(ntaps, wg, a, ps, taps, panel, col, c, ldc); break;
+      case 4: bgemm_half<4>(ntaps, wg, a, ps, taps, panel, col, e, c, ldc); break;
+      case 3: bgemm_half<3>(ntaps, wg, a, ps, taps, panel, col, e, c, ldc); break;
+      case 2: bgemm_half<2>(ntaps, wg, a, ps, taps, panel, col, e, c, ldc); break;
+      default: bgemm_half<1>(ntaps, wg, a, ps, taps, panel, col, e, c, ldc); break;
     }
   }
 }

@@ -14,7 +14,7 @@ constexpr int MR = 8;
 
 template <int M>
 static inline void bgemm_m(int64_t ntaps, int64_t wg, const uint64_t* a, int64_t ps, const int64_t* taps,
-                           const uint64_t* panel, int32_t* c, int64_t ldc) {
+                           const uint64_t* panel, const Epilogue& e, float* c, int64_t ldc) {
   __m512i acc0[M], acc1[M];
 #pragma GCC unroll 8
   for (int i = 0; i < M; ++i) acc0[i] = acc1[i] = _mm512_setzero_si512();
@@ -32,24 +32,31 @@ static inline void bgemm_m(int64_t ntaps, int64_t wg, const uint64_t* a, int64_t
       }
     }
   }
+  // (n - 2 * mismatches) * scale, then fma with the BatchNorm: as the generic epilogue computes it
+  const __m512i n = _mm512_set1_epi32(e.nvalid);
+  const __m512 scale = _mm512_loadu_ps(e.scale);
+  const __m512 bn_a = e.bn_a ? _mm512_loadu_ps(e.bn_a) : scale, bn_b = e.bn_a ? _mm512_loadu_ps(e.bn_b) : scale;
 #pragma GCC unroll 8
   for (int i = 0; i < M; ++i) {
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + i * ldc), _mm512_maskz_cvtepi64_epi32(0xFF, acc0[i]));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + i * ldc + 8), _mm512_maskz_cvtepi64_epi32(0xFF, acc1[i]));
+    const __m256i lo = _mm512_maskz_cvtepi64_epi32(0xFF, acc0[i]), hi = _mm512_maskz_cvtepi64_epi32(0xFF, acc1[i]);
+    const __m512i mismatches = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(n, _mm512_slli_epi32(mismatches, 1))), scale);
+    if (e.bn_a) v = _mm512_fmadd_ps(v, bn_a, bn_b);
+    _mm512_storeu_ps(c + i * ldc, v);
   }
 }
 
 static void bgemm_ukernel(int mr, int64_t ntaps, int64_t wg, const uint64_t* a, int64_t ps, const int64_t* taps,
-                          const uint64_t* panel, int32_t* c, int64_t ldc) {
+                          const uint64_t* panel, const Epilogue& e, float* c, int64_t ldc) {
   switch (mr) {
-    case 8: bgemm_m<8>(ntaps, wg, a, ps, taps, panel, c, ldc); break;
-    case 7: bgemm_m<7>(ntaps, wg, a, ps, taps, panel, c, ldc); break;
-    case 6: bgemm_m<6>(ntaps, wg, a, ps, taps, panel, c, ldc); break;
-    case 5: bgemm_m<5>(ntaps, wg, a, ps, taps, panel, c, ldc); break;
-    case 4: bgemm_m<4>(ntaps, wg, a, ps, taps, panel, c, ldc); break;
-    case 3: bgemm_m<3>(ntaps, wg, a, ps, taps, panel, c, ldc); break;
-    case 2: bgemm_m<2>(ntaps, wg, a, ps, taps, panel, c, ldc); break;
-    default: bgemm_m<1>(ntaps, wg, a, ps, taps, panel, c, ldc); break;
+    case 8: bgemm_m<8>(ntaps, wg, a, ps, taps, panel, e, c, ldc); break;
+    case 7: bgemm_m<7>(ntaps, wg, a, ps, taps, panel, e, c, ldc); break;
+    case 6: bgemm_m<6>(ntaps, wg, a, ps, taps, panel, e, c, ldc); break;
+    case 5: bgemm_m<5>(ntaps, wg, a, ps, taps, panel, e, c, ldc); break;
+    case 4: bgemm_m<4>(ntaps, wg, a, ps, taps, panel, e, c, ldc); break;
+    case 3: bgemm_m<3>(ntaps, wg, a, ps, taps, panel, e, c, ldc); break;
+    case 2: bgemm_m<2>(ntaps, wg, a, ps, taps, panel, e, c, ldc); break;
+    default: bgemm_m<1>(ntaps, wg, a, ps, taps, panel, e, c, ldc); break;
   }
 }
 

@@ -17,7 +17,7 @@ static inline uint64_t popcount64(uint64_t x) {  // SWAR: no popcnt instruction 
 }
 
 static void bgemm_ukernel(int mr, int64_t ntaps, int64_t wg, const uint64_t* a, int64_t ps, const int64_t* taps,
-                          const uint64_t* panel, int32_t* c, int64_t ldc) {
+                          const uint64_t* panel, const Epilogue& e, float* c, int64_t ldc) {
   for (int i = 0; i < mr; ++i) {
     uint64_t acc[PANEL] = {0};
     const uint64_t* w = panel;
@@ -26,7 +26,10 @@ static void bgemm_ukernel(int mr, int64_t ntaps, int64_t wg, const uint64_t* a, 
       for (int64_t k = 0; k < wg; ++k, w += PANEL)
         for (int j = 0; j < PANEL; ++j) acc[j] += popcount64(x[k] ^ w[j]);
     }
-    for (int j = 0; j < PANEL; ++j) c[i * ldc + j] = int32_t(acc[j]);
+    for (int j = 0; j < PANEL; ++j) {  // (n - 2 * mismatches) * scale, then fma with the BatchNorm
+      const float v = float(e.nvalid - 2 * int32_t(acc[j])) * e.scale[j];
+      c[i * ldc + j] = e.bn_a ? BNNZOO_FMA(v, e.bn_a[j], e.bn_b[j]) : v;
+    }
   }
 }
 
