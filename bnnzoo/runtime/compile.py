@@ -19,6 +19,7 @@ The layers' weights are folded once (:class:`Layers`); plans are made per input 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from torch import nn
@@ -51,17 +52,10 @@ class Layers:
     def name(self, module: nn.Module) -> str:
         return self._names.get(module, type(module).__name__)
 
-    def binary(
-        self,
-        conv: BinaryConv2d,
-        bn: nn.BatchNorm2d | None = None,
-        rprelu: RPReLU | None = None,
-        input_bn: nn.BatchNorm2d | None = None,
-        relu: bool = False,
-    ) -> BinaryLayer:
+    def binary(self, conv: BinaryConv2d, **folded: Any) -> BinaryLayer:
+        """:func:`~bnnzoo.runtime.layers.binary_layer` of ``conv`` with what is ``folded`` into it, once."""
         if id(conv) not in self._binary:
-            name = self.name(conv)
-            self._binary[id(conv)] = binary_layer(self.blobs, conv, name, bn, rprelu, input_bn, relu)
+            self._binary[id(conv)] = binary_layer(self.blobs, conv, self.name(conv), **folded)
         return self._binary[id(conv)]
 
     def real(self, conv: nn.Conv2d, before: nn.BatchNorm2d | None, after: nn.BatchNorm2d | None) -> FloatLayer:
@@ -165,7 +159,7 @@ class Planner:
 
     def conv_bn(self, x: Tensor, unit: BinaryConvBN, rprelu: RPReLU | None = None, **epilogue) -> Tensor:
         """``rprelu(unit(x) + residual)`` for a BinaryConv2d + BatchNorm unit."""
-        layer = self.layers.binary(unit.conv, unit.bn, rprelu=rprelu)
+        layer = self.layers.binary(unit.conv, bn=unit.bn, rprelu=rprelu)
         bits, stride = self.pack(x, layer)
         return self.bconv(bits, stride, layer, **epilogue)
 
@@ -269,7 +263,7 @@ class Planner:
             following = children[i + 1] if i + 1 < len(children) else None
             if isinstance(child, BinaryConv2d):
                 bn = following if isinstance(following, nn.BatchNorm2d) else None
-                layer = self.layers.binary(child, bn)
+                layer = self.layers.binary(child, bn=bn)
                 bits, stride = self.pack(x, layer)
                 x = self.bconv(bits, stride, layer)
                 i += 2 if bn is not None else 1
@@ -288,8 +282,8 @@ class Planner:
     def mbconv(self, x: Tensor, block: BinaryMBConv) -> Tensor:
         """expand (+ tiled x), group conv (+ pooled h) straight to the projection's bits, project (+ shortcut)."""
         h = self.conv_bn(x, block.expand, block.expand_act, residual=x)
-        group = self.layers.binary(block.group_conv.conv, block.group_conv.bn, rprelu=block.group_act)
-        project = self.layers.binary(block.project.conv, block.project.bn, rprelu=block.project_act)
+        group = self.layers.binary(block.group_conv.conv, bn=block.group_conv.bn, rprelu=block.group_act)
+        project = self.layers.binary(block.project.conv, bn=block.project.bn, rprelu=block.project_act)
         pooled = self.module(h, block.group_shortcut)
         bits, stride = self.pack(h, group)
         projected_bits = self.bconv(bits, stride, group, residual=pooled, then=project)

@@ -297,8 +297,24 @@ class FloatLayer:
     bias: int  # [opad], or -1
 
 
+class _IntoOut:
+    """An op reading ``src`` into ``out``, or adding onto ``out`` with ``accumulate``."""
+
+    src: Tensor
+    out: Tensor
+    accumulate: bool
+
+    def reads(self) -> Iterator[Buffer]:
+        yield self.src.buf
+        if self.accumulate:
+            yield self.out.buf
+
+    def writes(self) -> Iterator[Buffer]:
+        yield self.out.buf
+
+
 @dataclass(eq=False)
-class FConv(Op):
+class FConv(_IntoOut, Op):
     """A real-valued convolution, zero padded; ``accumulate`` adds into ``out``."""
 
     src: Tensor
@@ -312,14 +328,6 @@ class FConv(Op):
         k = self.layer.kernel
         self.label = f"real conv {k}x{k}"
         self.macs = self.Ho * self.Wo * self.layer.out_channels * self.layer.in_channels * k * k
-
-    def reads(self) -> Iterator[Buffer]:
-        yield self.src.buf
-        if self.accumulate:
-            yield self.out.buf
-
-    def writes(self) -> Iterator[Buffer]:
-        yield self.out.buf
 
     def fields(self) -> list[int]:
         layer = self.layer
@@ -342,7 +350,7 @@ class FConv(Op):
 
 
 @dataclass(eq=False)
-class Pool(Op):
+class Pool(_IntoOut, Op):
     """Average (``count_include_pad=False``) or max pooling; ``accumulate`` adds into ``out``."""
 
     src: Tensor
@@ -355,14 +363,6 @@ class Pool(Op):
 
     def __post_init__(self) -> None:
         self.label = f"{'avg' if self.mode == AVG else 'max'} pool {self.kernel}x{self.kernel}"
-
-    def reads(self) -> Iterator[Buffer]:
-        yield self.src.buf
-        if self.accumulate:
-            yield self.out.buf
-
-    def writes(self) -> Iterator[Buffer]:
-        yield self.out.buf
 
     def fields(self) -> list[int]:
         return [
