@@ -1,7 +1,14 @@
-"""Running under ``torchrun``: process-group setup and the few collectives the loops need."""
+"""Running under ``torchrun``: process-group setup and the few collectives the loops need.
+
+The process group is created once per process, by the first loop that needs it, and destroyed
+at interpreter exit. Loops never tear it down themselves: a study or a search grid runs a search
+and then trains its result in the same processes, and a group destroyed and created again under
+torchrun's store deadlocks (one rank finds the old rendezvous keys and goes on alone).
+"""
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
@@ -31,6 +38,7 @@ def init_distributed(device: torch.device) -> DistInfo:
         return DistInfo()
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        atexit.register(_destroy_at_exit)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
         torch.cuda.set_device(local_rank)
@@ -60,6 +68,6 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
-def cleanup(info: DistInfo) -> None:
-    if info.enabled and dist.is_initialized():
+def _destroy_at_exit() -> None:
+    if dist.is_initialized():
         dist.destroy_process_group()

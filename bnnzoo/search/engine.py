@@ -513,8 +513,4 @@ def run_search(config: SearchConfig, resume: bool = False, echo: Callable[[str],
 
     ``echo`` receives the per-epoch summary lines and the final verdict (None: silent).
     """
-    searcher = Searcher(config, resume=resume, echo=echo)
-    try:
-        return searcher.run()
-    finally:
-        dist_utils.cleanup(searcher.dist)
+    return Searcher(config, resume=resume, echo=echo).run()

@@ -96,7 +96,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Dataset, Sampler, Subset
 from torch.utils.data.distributed import DistributedSampler
@@ -104,7 +103,7 @@ from torch.utils.data.distributed import DistributedSampler
 from bnnzoo import __version__, dsl
 from bnnzoo._atomic import atomic_write_text
 from bnnzoo._checkpoint import load_checkpoint, load_safetensors, remove_checkpoint, remove_leftovers, save_checkpoint
-from bnnzoo._distributed import DistInfo, all_reduce_sum, cleanup, init_distributed
+from bnnzoo._distributed import DistInfo, all_reduce_sum, init_distributed
 from bnnzoo.build.binary import BinaryConv2d, set_binary_weights
 from bnnzoo.errors import BnnzooError, DataError, ModelError, WeightsError
 from bnnzoo.train.config import (
@@ -146,15 +145,10 @@ def train(
     config = dataclasses.replace(config)
     config.validate()
     device = _resolve_device(config.device)
-    owns_group = not (dist.is_available() and dist.is_initialized())
     info = init_distributed(device)
     if device.type == "cuda" and info.enabled:
         device = torch.device("cuda", info.local_rank)
-    try:
-        return _Run(config, device, info, on_epoch).run()
-    finally:
-        if owns_group:
-            cleanup(info)
+    return _Run(config, device, info, on_epoch).run()
 
 
 def _resolve_device(name: str) -> torch.device:
