@@ -1,6 +1,7 @@
 """``scripts/setup``, the README's set-up step: apt-get directly as root and through sudo for anyone
-else, then pip into the Python on PATH. Run against stand-ins for id, sudo, apt-get and python3 that
-record their arguments (the real thing runs on a clean clone: see the README's timings)."""
+else, then a ``.venv`` in the checkout with bnnzoo installed in it. Run from a copy in a scratch
+folder against stand-ins for id, sudo, apt-get and python3 that record their arguments (the real
+thing runs on a clean clone: see the README's timings)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ STAND_INS = {
     "id": 'echo "$FAKE_UID"',
     "sudo": 'echo "sudo $*" >> "$LOG"; "$@"',
     "apt-get": 'echo "apt-get $* DEBIAN_FRONTEND=${DEBIAN_FRONTEND:-}" >> "$LOG"',
-    "python3": 'echo "python3 $*" >> "$LOG"',
+    # `python3 -m venv .venv` makes a stand-in venv whose python records its arguments too
+    "python3": (
+        'echo "python3 $*" >> "$LOG"; case "$*" in "-m venv .venv") mkdir -p .venv/bin; cp "$0" .venv/bin/python;; esac'
+    ),
     "env": 'echo "env $1" >> "$LOG"; export "$1"; shift; "$@"',
 }
 
@@ -31,10 +35,16 @@ def _run(tmp_path: Path, uid: int, *args: str, sudo: bool = True) -> tuple[subpr
         (bin_dir / name).chmod(0o755)
     log = tmp_path / "log"
     log.write_text("")
-    if not (bin_dir / "dirname").exists():  # the one real tool the script needs
-        (bin_dir / "dirname").symlink_to(shutil.which("dirname"))
+    for tool in ("dirname", "mkdir", "cp"):  # the real tools the script and the stand-ins need
+        if not (bin_dir / tool).exists():
+            (bin_dir / tool).symlink_to(shutil.which(tool))
+    checkout = tmp_path / "checkout"
+    (checkout / "scripts").mkdir(parents=True, exist_ok=True)
+    shutil.copy(SETUP, checkout / "scripts" / "setup")
     env = {"PATH": str(bin_dir), "FAKE_UID": str(uid), "LOG": str(log), "HOME": str(tmp_path)}
-    result = subprocess.run(["/bin/sh", str(SETUP), *args], env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["/bin/sh", str(checkout / "scripts" / "setup"), *args], env=env, capture_output=True, text=True, timeout=60
+    )
     return result, log.read_text().splitlines()
 
 
@@ -42,15 +52,17 @@ APT = [
     "env DEBIAN_FRONTEND=noninteractive",
     "apt-get update -q DEBIAN_FRONTEND=noninteractive",
     "env DEBIAN_FRONTEND=noninteractive",
-    "apt-get install -y -q graphviz dataset-fashion-mnist DEBIAN_FRONTEND=noninteractive",
+    "apt-get install -y -q graphviz dataset-fashion-mnist python3-venv DEBIAN_FRONTEND=noninteractive",
 ]
+VENV = ["python3 -m venv .venv"]
 
 
 def test_as_root_apt_get_runs_without_sudo(tmp_path: Path) -> None:
     result, log = _run(tmp_path, 0, sudo=False)
     assert result.returncode == 0, result.stderr
     assert not any(line.startswith("sudo") for line in log)
-    assert log == [*APT, "python3 -m pip install -q -e ."]
+    assert log == [*APT, *VENV, "python3 -m pip install -q -e ."]  # .venv/bin/python, the stand-in's copy
+    assert "activate it with: . .venv/bin/activate" in result.stdout
 
 
 def test_a_user_runs_apt_get_through_sudo(tmp_path: Path) -> None:
@@ -58,7 +70,14 @@ def test_a_user_runs_apt_get_through_sudo(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert log[0].startswith("sudo env DEBIAN_FRONTEND=noninteractive apt-get update")
     assert log[3].startswith("sudo env DEBIAN_FRONTEND=noninteractive apt-get install")
-    assert log[-1] == "python3 -m pip install -q -e .[test]"  # pip as the user, into their Python
+    assert log[-2:] == [*VENV, "python3 -m pip install -q -e .[test]"]  # as the user, into .venv
+
+
+def test_an_existing_venv_is_reused(tmp_path: Path) -> None:
+    _run(tmp_path, 0)
+    result, log = _run(tmp_path, 0, "test")
+    assert result.returncode == 0, result.stderr
+    assert log == [*APT, "python3 -m pip install -q -e .[test]"]
 
 
 def test_a_user_without_sudo_is_told_what_to_do(tmp_path: Path) -> None:
