@@ -48,6 +48,14 @@ def _number(value: float, spec: str) -> str:
     return "n/a" if math.isnan(value) else format(value, spec)
 
 
+def _leaning(decision: Decision, expected: str) -> str:
+    """For an undecided claim, which way the observed difference points."""
+    if decision.verdict != UNDECIDED or math.isnan(decision.difference) or decision.difference == 0:
+        return ""
+    agrees = decision.difference > 0 if expected == "higher" else decision.difference < 0
+    return " (the difference points the claimed way)" if agrees else " (the difference points the other way)"
+
+
 def claims_section(claims: Sequence[Claim]) -> str:
     """The claims table and, in words, what the data supports, contradicts and cannot decide."""
     rows, by_verdict = [], {}
@@ -62,7 +70,9 @@ def claims_section(claims: Sequence[Claim]) -> str:
                 f"{claim.measure}: {claim.treated} vs {claim.control} (expected {claim.expected})",
                 _number(decision.difference, f"+.{d}f"),
                 _number(decision.threshold, f".{d}f"),
-                f"**{decision.verdict}**" + (f" ({claim.note})" if claim.note else ""),
+                f"**{decision.verdict}**"
+                + _leaning(decision, claim.expected)
+                + (f"; {claim.note}" if claim.note else ""),
             ]
         )
     text = table(["claim", "paper", "comparison", "difference", "needed", "verdict"], rows)

@@ -224,28 +224,28 @@ def _claims(study: ShortcutStudy, done: dict[str, dict[str, Any]], top1) -> list
                 Claim(
                     f"PD beats {SHORT_NAMES[other]} on {label}",
                     "supp. Table 1",
-                    "test top-1",
+                    "test top-1 (%)",
                     "PD",
                     SHORT_NAMES[other],
-                    top1(label, "partial_duplicate"),
-                    top1(label, other),
+                    [100 * v for v in top1(label, "partial_duplicate")],
+                    [100 * v for v in top1(label, other)],
                     "higher",
-                    4,
+                    2,
                 )
             )
-        differences = _paired(done, other)
+        differences = [100 * d for d in _paired(done, other)]
         claims.append(
             Claim(
                 f"PD beats {SHORT_NAMES[other]} over all models (paired by model and seed)",
                 "supp. Table 1",
-                "test top-1 difference",
+                "test top-1 difference (points)",
                 f"PD - {SHORT_NAMES[other]}",
                 "0",
                 differences,
                 [0.0] * len(differences),
                 "higher",
-                4,
-                f"mean {format_mean_std(differences, 100, 2)} points over {len(differences)} pairs",
+                2,
+                f"{format_mean_std(differences, 1, 2)} points over {len(differences)} pairs",
             )
         )
     return claims
