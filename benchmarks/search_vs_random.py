@@ -14,8 +14,13 @@ It prints mean +- std of the test top-1 per arm and each searched genotype's ran
 ones, and writes everything to ``OUT/results.json`` (a rerun reuses finished items). The defaults
 are a CPU-sized check; ``--preset gpu`` is the full-size run (docs/search.md).
 
+``--reuse DIR`` takes the searched genotypes of an earlier run instead of searching again, so the
+same genotypes can be scored with another proxy (say a longer one, to lower the proxy's noise);
+the random draws replay identically, since they depend only on the searched genotypes' costs.
+
     python benchmarks/search_vs_random.py -o runs/search_vs_random
     python benchmarks/search_vs_random.py --preset gpu --device cuda -o runs/svr_gpu
+    python benchmarks/search_vs_random.py --reuse runs/search_vs_random --proxy-epochs 4 -o runs/svr_long
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from bnnzoo.dsl import dump
+from bnnzoo.dsl import dump, load_genotype
 from bnnzoo.profile import profile
 from bnnzoo.search import SearchConfig, run_search
 from bnnzoo.search.engine import build_supernet
@@ -103,26 +108,37 @@ def search_config(space: str, seed: int, eps: tuple[float, float], output: Path,
     )
 
 
+def searched(key: str, config: SearchConfig, reused: dict) -> dict:
+    """Search (or take the genotype of ``reused[key]``, an earlier run's item): genotype, cost, entropy."""
+    if key in reused:
+        path = Path(reused[key]["genotype"])
+        return dict(genotype=str(path), entropy=reused[key]["entropy"], search_seconds=reused[key]["search_seconds"])
+    started = time.perf_counter()
+    found = run_search(config, echo=None)
+    return dict(
+        genotype=str(found.genotype_path),
+        entropy=found.history[-1]["alpha_entropy_normalized"],
+        search_seconds=time.perf_counter() - started,
+    )
+
+
 def run_space(space: str, args: argparse.Namespace, results: dict, save) -> None:
     root = Path(args.output) / space
     items = results.setdefault(space, {})
+    reused = json.loads((Path(args.reuse) / "results.json").read_text()).get(space, {}) if args.reuse else {}
     for arm, eps in ARMS.items():
         for seed in range(args.seeds):
             key = f"{arm} / seed {seed}"
             if key in items:
                 continue
             folder = root / f"{'clean' if eps == (0.0, 0.0) else 'perturbed'}-seed{seed}"
+            item = searched(key, search_config(space, seed, eps, folder, args), reused)
             started = time.perf_counter()
-            found = run_search(search_config(space, seed, eps, folder, args), echo=None)
-            search_seconds = time.perf_counter() - started
-            started = time.perf_counter()
-            top1 = proxy_top1(found.genotype_path, folder / "proxy", args)
+            top1 = proxy_top1(Path(item["genotype"]), folder / "proxy", args)
             items[key] = dict(
                 arm=arm,
-                genotype=str(found.genotype_path),
-                equiv_ops=profile(found.genotype).equiv_ops,
-                entropy=found.history[-1]["alpha_entropy_normalized"],
-                search_seconds=search_seconds,
+                **item,
+                equiv_ops=profile(load_genotype(item["genotype"])).equiv_ops,
                 proxy_seconds=time.perf_counter() - started,
                 top1=top1,
             )
@@ -183,6 +199,7 @@ def main() -> None:
     parser.add_argument("--random", type=int, default=8)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("-o", "--output", default="runs/search_vs_random")
+    parser.add_argument("--reuse", metavar="DIR", help="take the searched genotypes of an earlier run in DIR")
     for name, value in PRESETS["cpu"].items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=None, help=f"(cpu preset: {value})")
     args = parser.parse_args()
