@@ -158,7 +158,7 @@ def test_resume_after_an_interrupt_equals_an_uninterrupted_run(space, tmp_path):
 
 def test_ctrl_c_saves_a_checkpoint(tmp_path):
     searcher = Searcher(tiny("bnas", tmp_path))
-    searcher._on_interrupt(2, None)  # what SIGINT calls
+    searcher.interrupt.handle(2, None)  # what SIGINT calls
     with pytest.raises(KeyboardInterrupt):
         searcher.run()
     assert (tmp_path / "bnas" / "checkpoint.json").exists()

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from torch import nn
 from bnnzoo import _distributed as dist_utils
 from bnnzoo._atomic import atomic_write_text
 from bnnzoo._checkpoint import load_checkpoint, remove_leftovers, save_checkpoint
+from bnnzoo._interrupt import StopRequest
 from bnnzoo.dsl import dump, to_text
 from bnnzoo.dsl.types import Genotype
 from bnnzoo.errors import SearchError
@@ -126,7 +126,7 @@ class Searcher:
         self.epoch, self.step, self.elapsed = 0, 0, 0.0
         self.totals = torch.zeros(6, dtype=torch.float64)  # train loss/correct/count, val loss/correct/count
         self.history: list[dict[str, Any]] = []
-        self.interrupted = False
+        self.interrupt = StopRequest()  # Ctrl-C once: save and stop after this step; again: stop at once
         self.net = self._wrap_ddp()
         if resume:
             self._load()
@@ -253,11 +253,9 @@ class Searcher:
         c = self.config
         steps = self.steps_per_epoch()
         done_steps = 0
-        previous = signal.getsignal(signal.SIGINT)
         if self.dist.is_main:
             remove_leftovers(self.output / CHECKPOINT, others=(LOG, f"{c.name}.bnn"))  # of a killed run
-            signal.signal(signal.SIGINT, self._on_interrupt)
-        try:
+        with self.interrupt.installed(self.dist.is_main):
             while self.epoch < c.epochs:
                 eps_a, eps_w = c.eps_at(self.epoch)
                 searching = self.epoch >= c.warmup
@@ -285,7 +283,9 @@ class Searcher:
                     if bar is not None:
                         bar.update(1)
                         bar.set_postfix(loss=f"{train_loss:.3f}", acc=f"{train_correct / n:.3f}")
-                    if self.interrupted or (stop_after_steps is not None and done_steps >= stop_after_steps):
+                    if self.interrupt.stop_requested or (
+                        stop_after_steps is not None and done_steps >= stop_after_steps
+                    ):
                         self.elapsed += time.perf_counter() - started
                         self._save()
                         raise KeyboardInterrupt
@@ -293,15 +293,7 @@ class Searcher:
                     bar.close()
                 self.elapsed += time.perf_counter() - started
                 self._end_epoch(eps_a, eps_w)
-        finally:
-            if self.dist.is_main:
-                signal.signal(signal.SIGINT, previous)
         return self._finish()
-
-    def _on_interrupt(self, signum, frame) -> None:
-        if self.interrupted:  # a second Ctrl-C stops at once
-            raise KeyboardInterrupt
-        self.interrupted = True
 
     def _progress(self, steps: int):
         if not (self.config.progress and self.dist.is_main):

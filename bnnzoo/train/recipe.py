@@ -79,19 +79,13 @@ Distributed
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
-import os
 import random
-import signal
 import sys
-import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -102,18 +96,14 @@ from torch.utils.data.distributed import DistributedSampler
 
 from bnnzoo import __version__, dsl
 from bnnzoo._atomic import atomic_write_text
-from bnnzoo._checkpoint import load_checkpoint, load_safetensors, remove_checkpoint, remove_leftovers, save_checkpoint
+from bnnzoo._checkpoint import save_checkpoint
 from bnnzoo._distributed import DistInfo, all_reduce_sum, init_distributed
+from bnnzoo._interrupt import StopRequest
 from bnnzoo.build.binary import BinaryConv2d, set_binary_weights
-from bnnzoo.errors import BnnzooError, DataError, ModelError, WeightsError
+from bnnzoo.errors import DataError
 from bnnzoo.train.config import (
     AMP_DTYPES,
-    CHECKPOINT_NAME,
     FINAL_FORMAT,
-    FINAL_INFO_NAME,
-    FINAL_WEIGHTS_NAME,
-    METRICS_NAME,
-    RECIPE_FIELDS,
     RUN_FORMAT,
     TrainConfig,
     TrainingError,
@@ -122,12 +112,12 @@ from bnnzoo.train.config import (
 )
 from bnnzoo.train.data import dataset_info, load_dataset, make_loader
 from bnnzoo.train.evaluate import evaluate
-from bnnzoo.train.optim import (
-    make_optimizer,
-    make_scheduler,
-    train_step,
-)
-from bnnzoo.trained import apply_weights, canonical_text, genotype_name, load_trained_weights, write_final_weights
+from bnnzoo.train.optim import make_optimizer, make_scheduler, train_step
+from bnnzoo.train.run_state import EpochProgress, RunFiles, restore_optimizer, restore_rng, rng_state, sums_tensor
+from bnnzoo.train.teacher import build_teacher
+from bnnzoo.trained import write_final_weights
+
+STOP_NOTICE = "stopping after this step and saving a checkpoint (Ctrl-C again to abort)"
 
 
 def train(
@@ -148,7 +138,7 @@ def train(
     info = init_distributed(device)
     if device.type == "cuda" and info.enabled:
         device = torch.device("cuda", info.local_rank)
-    return _Run(config, device, info, on_epoch).run()
+    return TrainingRun(config, device, info, on_epoch).run()
 
 
 def _resolve_device(name: str) -> torch.device:
@@ -176,16 +166,17 @@ class _ListSampler(Sampler[int]):
         return len(self.indices)
 
 
-@dataclass
-class _EpochProgress:
-    """How far the current epoch got: batches done, (loss * n, correct, n) sums and seconds."""
+class TrainingRun:
+    """One process's part of a training run, from setup to ``final.json``.
 
-    batches: int = 0
-    sums: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
-    seconds: float = 0.0
+    :meth:`run` builds the model (and teacher) and the datasets, resumes from the checkpoint if
+    asked, trains phase by phase and epoch by epoch, checkpoints after every epoch and on Ctrl-C
+    (:class:`~bnnzoo._interrupt.StopRequest`), and writes the final weights and summary. Its
+    fields are the run's state: ``phase``, ``epoch`` (completed), ``step``, ``progress`` of the
+    current epoch, ``history`` of metrics records, the optimizer, scheduler and GradScaler.
+    ``in_update`` is true while a step changes that state, which must not be saved then.
+    """
 
-
-class _Run:
     def __init__(
         self,
         config: TrainConfig,
@@ -198,10 +189,8 @@ class _Run:
         self.info = info
         self.on_epoch = on_epoch
         self.amp_dtype = AMP_DTYPES[config.amp_dtype] if config.amp else None
-        self.stop_requested = False  # a first Ctrl-C: stop after this step
-        self.aborted = False  # a later Ctrl-C: stop at once, save nothing
+        self.interrupt = StopRequest(STOP_NOTICE if info.is_main else None)
         self.in_update = False  # the state is being changed: not consistent until the change is complete
-        self.finishing = False  # handling the interrupt
         self.show_progress = info.is_main and (config.progress if config.progress is not None else sys.stderr.isatty())
 
     # -- setup -----------------------------------------------------------------------------
@@ -218,10 +207,8 @@ class _Run:
             config.image_size = genotype.input_shape[-1]
         if config.output_dir is None:
             config.output_dir = str(Path("runs") / f"{genotype.name}-{config.dataset}")
-        self.output_dir = Path(config.output_dir)
-        self.checkpoint_base = self.output_dir / CHECKPOINT_NAME
-        self.metrics_path = self.output_dir / METRICS_NAME
-        self._check_output_dir()
+        self.files = RunFiles(Path(config.output_dir))
+        self.files.check(config.resume, config.overwrite)
 
         self.train_set = load_dataset(
             config.dataset,
@@ -249,7 +236,7 @@ class _Run:
         if self.num_classes != ds_info.num_classes:
             self.model = self._build_model(self.in_chans, self.num_classes)
         self.model.to(self.device)
-        self.teacher = self._build_teacher() if config.teacher else None
+        self.teacher = build_teacher(config, self.num_classes, self.in_chans, self.device) if config.teacher else None
 
         per_process = math.ceil(len(self.train_set) / self.info.world_size)  # type: ignore[arg-type]
         self.steps_per_epoch = math.ceil(per_process / config.batch_size)
@@ -268,153 +255,30 @@ class _Run:
         torch.manual_seed(self.config.seed)
         return create_model(self.config.model, num_classes=num_classes, in_chans=in_chans)
 
-    def _build_teacher(self) -> nn.Module:
-        import timm
-
-        from bnnzoo.zoo import create_model
-
-        config = self.config
-        name = config.teacher
-        assert name is not None
-        path = Path(name).expanduser()
-        if config.teacher_weights is None and (
-            path.suffix in (".safetensors", ".json") or path.is_dir() or path.with_suffix(".json").is_file()
-        ):
-            weights = load_trained_weights(path)
-            if weights.genotype is None:
-                raise ModelError(
-                    f"teacher {name}: a plain weights file; give the teacher's timm name as the teacher "
-                    "and this file as its weights (--teacher NAME --teacher-weights FILE)"
-                )
-            teacher = create_model(
-                dsl.parse(weights.genotype, f"{name}:genotype"), num_classes=self.num_classes, in_chans=self.in_chans
-            )
-            apply_weights(teacher, weights)
-        else:
-            try:
-                if config.teacher_weights is not None:
-                    weights_path = Path(config.teacher_weights).expanduser()
-                    if weights_path.suffix != ".safetensors":
-                        raise ModelError(f"teacher weights {weights_path}: only .safetensors files are loaded")
-                    teacher = timm.create_model(name, num_classes=self.num_classes, in_chans=self.in_chans)
-                    state = load_safetensors(weights_path)
-                    try:
-                        teacher.load_state_dict(state, strict=True)
-                    except RuntimeError as exc:
-                        detail = " ".join(str(exc).split())[:600]
-                        raise WeightsError(f"{weights_path}: does not fit teacher {name}: {detail}") from None
-                else:
-                    cfg = _pretrained_cfg(name)
-                    classes = getattr(cfg, "num_classes", None)
-                    if classes and classes != self.num_classes:  # say so before any download
-                        raise ModelError(
-                            f"teacher {name!r} predicts {classes} classes but {config.dataset} has "
-                            f"{self.num_classes}; pass --teacher-weights FILE with weights trained on this dataset"
-                        )
-                    teacher = timm.create_model(name, pretrained=True, in_chans=self.in_chans)
-            except BnnzooError:
-                raise
-            except Exception as exc:  # timm: unknown name, no network, missing weights...
-                raise ModelError(f"cannot create teacher {name!r}: {exc}") from None
-            classes = getattr(teacher, "num_classes", None)
-            if classes is not None and classes != self.num_classes:
-                raise ModelError(
-                    f"teacher {name!r} predicts {classes} classes but {config.dataset} has {self.num_classes}; "
-                    "pass --teacher-weights FILE with weights trained on this dataset"
-                )
-        teacher.to(self.device).eval()
-        for parameter in teacher.parameters():
-            parameter.requires_grad_(False)
-        return teacher
-
-    def _check_output_dir(self) -> None:
-        existing = [
-            path
-            for path in (
-                self.checkpoint_base.with_suffix(".json"),
-                self.metrics_path,
-                self.output_dir / FINAL_INFO_NAME,
-            )
-            if path.exists()
-        ]
-        if self.config.resume:
-            if not self.checkpoint_base.with_suffix(".json").is_file():
-                raise TrainingError(
-                    f"cannot resume: {self.output_dir} has no checkpoint ({CHECKPOINT_NAME}.json); "
-                    "start without --resume, or pass the output folder of the run to continue with -o"
-                )
-        elif existing and not self.config.overwrite:
-            raise TrainingError(
-                f"{self.output_dir} already holds a run ({existing[0].name}); pass --resume to continue it, "
-                "--overwrite to start again, or another output folder"
-            )
-
-    # -- resume ------------------------------------------------------------------------------
-
-    def _load_resume_state(self) -> dict[str, Any]:
-        state = load_checkpoint(self.checkpoint_base)
-        if not isinstance(state, dict) or state.get("format") != RUN_FORMAT:
-            raise WeightsError(f"{self.checkpoint_base}.json: not a bnnzoo training checkpoint")
-        saved_text = state.get("genotype", "")
-        if canonical_text(saved_text) != self.genotype_text:
-            raise WeightsError(
-                f"{self.checkpoint_base}.json: the checkpoint is of genotype '{genotype_name(saved_text)}', "
-                f"which differs from {self.config.model!r} ('{self.model.genotype.name}'); "
-                "resume with the model it was trained with, or use another output folder"
-            )
-        saved = state.get("config", {})
-        current = dataclasses.asdict(self.config)
-        different = [
-            f"{name}: checkpoint {saved.get(name)!r}, now {current[name]!r}"
-            for name in RECIPE_FIELDS
-            if saved.get(name) != current[name]
-        ]
-        if different:
-            raise TrainingError(
-                f"cannot resume {self.output_dir}: the recipe differs from the checkpoint's ({'; '.join(different)}); "
-                "pass the same settings as the interrupted run"
-            )
-        if state.get("world_size", 1) != self.info.world_size:
-            warnings.warn(
-                f"resuming a {state.get('world_size')}-process run with {self.info.world_size} processes: "
-                "the data order differs from an uninterrupted run",
-                stacklevel=2,
-            )
-        try:
-            self.model.load_state_dict(state["model"], strict=True)
-        except RuntimeError as exc:
-            raise WeightsError(f"{self.checkpoint_base}.json: the model state does not fit: {exc}") from None
-        return state
-
     # -- the loop ----------------------------------------------------------------------------
 
     def run(self) -> TrainResult:
+        """Train to the last epoch (or resume to it) and write the final files; see the module docstring."""
         self._setup()
         config = self.config
-        resume_state = self._load_resume_state() if config.resume else None
+        resume_state = (
+            self.files.load_resume_state(config, self.genotype_text, self.model, self.info.world_size)
+            if config.resume
+            else None
+        )
         self.history: list[dict[str, Any]] = list(resume_state.get("history", [])) if resume_state else []
         self.epoch = int(resume_state["epoch"]) if resume_state else 0  # completed epochs
         self.step = int(resume_state["step"]) if resume_state else 0
-        self.progress = _EpochProgress()
-        if resume_state is not None and resume_state.get("batches_done"):
-            # The saved sums are over all processes: the main process carries them on.
-            sums = [float(v) for v in resume_state["epoch_sums"]] if self.info.is_main else [0.0, 0.0, 0.0]
-            self.progress = _EpochProgress(
-                int(resume_state["batches_done"]), sums, float(resume_state.get("epoch_seconds", 0.0))
-            )
+        self.progress = EpochProgress.of_checkpoint(resume_state, self.info.is_main)
         self.last_lr = float(resume_state.get("last_lr", config.lr)) if resume_state else config.lr
         if self.info.is_main:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            if config.overwrite:
-                self._remove_old_run()
-            self._remove_leftovers()
-            self._rewrite_metrics()
+            self.files.prepare(config.overwrite, self.history)
         self.phase = config.phase_of_epoch(min(self.epoch, config.epochs - 1))
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
         self.scaler: torch.amp.GradScaler | None = None
 
-        with self._sigint_handler():
+        with self.interrupt.installed():
             try:
                 for phase, first, count in config.phases():
                     if self.epoch >= first + count:
@@ -422,7 +286,7 @@ class _Run:
                     self._start_phase(phase, count, resume_state)
                     if resume_state is not None:
                         # A mid-epoch resume continues from these; an epoch start reseeds anyway.
-                        _restore_rng(resume_state.get("rng", {}))
+                        restore_rng(resume_state.get("rng", {}))
                         resume_state = None
                     while self.epoch < first + count:
                         self._run_epoch()
@@ -440,13 +304,7 @@ class _Run:
         use_scaler = self.amp_dtype == torch.float16
         self.scaler = torch.amp.GradScaler(self.device.type) if use_scaler else None
         if resume_state is not None and resume_state.get("phase") == phase and resume_state.get("optimizer"):
-            optimizer_state = dict(resume_state["optimizer"])
-            # JSON turned the integer parameter ids into strings.
-            optimizer_state["state"] = {int(k): v for k, v in optimizer_state["state"].items()}
-            self.optimizer.load_state_dict(optimizer_state)
-            self.scheduler.load_state_dict(resume_state["scheduler"])
-            if self.scaler is not None and resume_state.get("scaler"):
-                self.scaler.load_state_dict(resume_state["scaler"])
+            restore_optimizer(resume_state, self.optimizer, self.scheduler, self.scaler)
 
     def _epoch_indices(self, epoch: int, skip_batches: int) -> list[int]:
         """This process's sample indices for ``epoch``: a permutation seeded with seed + epoch."""
@@ -479,7 +337,7 @@ class _Run:
             seed=seed,
             num_workers=config.num_workers,
         )
-        sums = _sums_tensor(progress.sums, self.device)
+        sums = sums_tensor(progress.sums, self.device)
         started = time.perf_counter() - progress.seconds
         bar = _progress_bar(
             self.show_progress,
@@ -528,7 +386,7 @@ class _Run:
 
     def _end_epoch(self, seconds: float) -> None:
         config = self.config
-        train_sums = all_reduce_sum(_sums_tensor(self.progress.sums, self.device), self.info)
+        train_sums = all_reduce_sum(sums_tensor(self.progress.sums, self.device), self.info)
         loss_sum, correct, count = train_sums.tolist()
         test = self._evaluate_test()
         record = {
@@ -548,20 +406,17 @@ class _Run:
         }
         self.in_update = True
         self.epoch += 1
-        self.progress = _EpochProgress()
+        self.progress = EpochProgress()
         self.history.append(record)
         self.in_update = False
         if self.info.is_main:
             self._save_checkpoint()
-            with open(self.metrics_path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
+            self.files.append_metrics(record)
             if self.on_epoch is not None:
                 try:
                     self.on_epoch(dict(record), self.model)
                 except KeyboardInterrupt:
-                    self.stop_requested = True
+                    self.interrupt.stop_requested = True
         if self._should_stop():
             raise KeyboardInterrupt
 
@@ -572,20 +427,18 @@ class _Run:
         return evaluate(self.model, loader, self.device, amp_dtype=self.amp_dtype, dist_info=self.info)
 
     def _should_stop(self) -> bool:
-        flag = self.stop_requested
+        """Whether any process was asked to stop (a Ctrl-C or ``on_epoch``), agreed over all processes."""
+        flag = self.interrupt.stop_requested
         if self.info.enabled:
             value = torch.tensor([1.0 if flag else 0.0], device=self.device)
             flag = bool(all_reduce_sum(value, self.info).item() > 0)
-        self.stop_requested = flag
+        self.interrupt.stop_requested = flag
         return flag
 
-    # -- files -------------------------------------------------------------------------------
+    # -- the checkpoint and the final files --------------------------------------------------
 
     def _state(self) -> dict[str, Any]:
         progress = self.progress
-        rng: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(self.device)
         return {
             "format": RUN_FORMAT,
             "bnnzoo_version": __version__,
@@ -602,46 +455,32 @@ class _Run:
             "step": self.step,
             "last_lr": self.last_lr,
             "batches_done": progress.batches,
-            "epoch_sums": _sums_tensor(progress.sums, torch.device("cpu")).tolist(),
+            "epoch_sums": sums_tensor(progress.sums, torch.device("cpu")).tolist(),
             "epoch_seconds": progress.seconds,
             "steps_per_epoch": self.steps_per_epoch,
             "world_size": self.info.world_size,
             "complete": self.epoch >= self.config.epochs,
             "history": self.history,
-            "rng": rng,
+            "rng": rng_state(self.device),
         }
 
     def _save_checkpoint(self) -> Path:
-        return save_checkpoint(self.checkpoint_base, self._state())
-
-    def _rewrite_metrics(self) -> None:
-        text = "".join(json.dumps(record) + "\n" for record in self.history)
-        atomic_write_text(self.metrics_path, text)
-
-    def _remove_old_run(self) -> None:
-        remove_checkpoint(self.checkpoint_base)
-        for name in _RUN_FILES:
-            with contextlib.suppress(FileNotFoundError):
-                (self.output_dir / name).unlink()
-
-    def _remove_leftovers(self) -> None:
-        """Remove what a killed run left: temporary files and unnamed checkpoint tensors."""
-        remove_leftovers(self.checkpoint_base, others=_RUN_FILES)
+        return save_checkpoint(self.files.checkpoint_base, self._state())
 
     def _interrupted(self, exc: BaseException) -> TrainingInterrupted:
         """Save the state if it is that of completed steps (a first Ctrl-C); never after a later one."""
         if isinstance(exc, TrainingInterrupted):
             return exc
-        self.finishing = True
+        self.interrupt.finishing = True
         progress = self.progress
         where = f"{self.epoch} of {self.config.epochs} epochs done"
         if progress.batches:
             where += f", {progress.batches} of {self.steps_per_epoch} batches into epoch {self.epoch + 1}"
-        checkpoint = self.checkpoint_base.with_suffix(".json")
+        checkpoint: Path | None = self.files.checkpoint
         saved = False
-        if not (self.aborted or self.in_update):
+        if not (self.interrupt.aborted or self.in_update):
             if self.info.enabled:
-                progress.sums = all_reduce_sum(_sums_tensor(progress.sums, self.device), self.info).tolist()
+                progress.sums = all_reduce_sum(sums_tensor(progress.sums, self.device), self.info).tolist()
             try:
                 if self.info.is_main:
                     self._save_checkpoint()
@@ -651,13 +490,15 @@ class _Run:
         if saved:
             message = f"training interrupted ({where}); checkpoint saved to {checkpoint}"
         else:
-            last = checkpoint if checkpoint.is_file() else None
+            last = checkpoint if checkpoint is not None and checkpoint.is_file() else None
             message = "training aborted before a checkpoint of the last steps was complete; " + (
                 f"the last checkpoint is {last}" if last else "no checkpoint was written"
             )
             checkpoint = last
         if checkpoint is not None:
-            message += f"; resume by running the same command again with --resume (output folder {self.output_dir})"
+            message += (
+                f"; resume by running the same command again with --resume (output folder {self.files.output_dir})"
+            )
         return TrainingInterrupted(message, checkpoint, is_main=self.info.is_main)
 
     def _finish(self) -> TrainResult:
@@ -666,10 +507,9 @@ class _Run:
         if last is None:  # nothing was trained (cannot happen with epochs >= 1), evaluate anyway
             test = self._evaluate_test()
             last = {"test_top1": test["top1"], "test_top5": test["top5"], "test_loss": test["loss"]}
-        final_weights = self.output_dir / FINAL_WEIGHTS_NAME
-        final_info = self.output_dir / FINAL_INFO_NAME
+        files = self.files
         if self.info.is_main:
-            write_final_weights(self.model, final_weights)
+            write_final_weights(self.model, files.final_weights)
             summary = {
                 "format": FINAL_FORMAT,
                 "bnnzoo_version": __version__,
@@ -691,12 +531,12 @@ class _Run:
                 "steps": self.step,
                 "recipe": self._recipe_summary(),
             }
-            atomic_write_text(final_info, json.dumps(summary, indent=1) + "\n")
+            atomic_write_text(files.final_info, json.dumps(summary, indent=1) + "\n")
         return TrainResult(
-            output_dir=self.output_dir,
-            checkpoint=self.checkpoint_base.with_suffix(".json"),
-            final_weights=final_weights,
-            final_info=final_info,
+            output_dir=files.output_dir,
+            checkpoint=files.checkpoint,
+            final_weights=files.final_weights,
+            final_info=files.final_info,
             metrics=list(self.history),
             test_top1=float(last["test_top1"]),
             test_top5=float(last["test_top5"]),
@@ -735,41 +575,6 @@ class _Run:
             "train_samples": len(self.train_set),  # type: ignore[arg-type]
         }
 
-    # -- Ctrl-C ------------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _sigint_handler(self) -> Iterator[None]:
-        """Ctrl-C once: finish this step, save, stop. Again: stop at once and save nothing (the state
-        may be half updated); the handler stays installed, so any number of presses behaves so."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = signal.getsignal(signal.SIGINT)
-
-        def handle(signum: int, frame: Any) -> None:
-            if not self.stop_requested:
-                self.stop_requested = True
-                if self.info.is_main:
-                    print(
-                        "\nstopping after this step and saving a checkpoint (Ctrl-C again to abort)",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                return
-            if self.aborted and self.finishing:
-                return  # already stopping without saving
-            self.aborted = True
-            raise KeyboardInterrupt
-
-        signal.signal(signal.SIGINT, handle)
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
-
-
-_RUN_FILES = (METRICS_NAME, FINAL_INFO_NAME, FINAL_WEIGHTS_NAME)
-
 
 def _dataset_classes(dataset: Dataset[Any], default: int) -> int:
     """The class count of a loaded dataset: an image folder's folders, else the dataset's own."""
@@ -780,40 +585,9 @@ def _dataset_classes(dataset: Dataset[Any], default: int) -> int:
     return int(getattr(base, "num_classes", default))
 
 
-def _sums_tensor(sums: list[float] | torch.Tensor, device: torch.device) -> torch.Tensor:
-    if isinstance(sums, torch.Tensor):
-        return sums.detach().to(device=device, dtype=torch.float64).clone()
-    return torch.tensor(sums, dtype=torch.float64, device=device)
-
-
-def _restore_rng(rng: dict[str, Any]) -> None:
-    if "torch" in rng:
-        torch.set_rng_state(rng["torch"].to(torch.uint8))
-    if "python" in rng:
-        random.setstate(_as_tuple(rng["python"]))
-    if "cuda" in rng and torch.cuda.is_available():
-        torch.cuda.set_rng_state(rng["cuda"].to(torch.uint8))
-
-
-def _as_tuple(value: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return tuple(_as_tuple(v) for v in value)
-    return value
-
-
 def _progress_bar(enabled: bool, **kwargs: Any) -> Any:
     if not enabled:
         return None
     from tqdm import tqdm
 
     return tqdm(unit="batch", dynamic_ncols=True, leave=False, file=sys.stderr, **kwargs)
-
-
-def _pretrained_cfg(name: str) -> Any:
-    """timm's pretrained config of ``name`` (``None`` for Hub repos and unknown names)."""
-    from timm.models import get_pretrained_cfg
-
-    try:
-        return get_pretrained_cfg(name, allow_unregistered=False)
-    except Exception:  # unknown name or tag: timm.create_model reports it
-        return None
