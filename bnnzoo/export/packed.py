@@ -26,26 +26,36 @@ restored convolutions are :class:`PackedBinaryConv2d`: a BinaryConv2d whose scal
 binarized weight is therefore exactly ``sign * scale`` and the outputs are bit-identical
 (``torch.equal``) to the exported model's, on the device and thread settings the scales were computed
 with. Its state dict is a plain BinaryNet state dict.
+
+This module holds the model-level entry points; the bits and the file are :mod:`bnnzoo.export.codec`,
+the convolution :mod:`bnnzoo.export.exact_scale`, the checks of packed entries :mod:`bnnzoo.export.checks`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 from torch import nn
 
-from bnnzoo._atomic import atomic_path
-from bnnzoo.build.binary import BinaryConv2d, SignWeightSTE, sign
+from bnnzoo.build.binary import BinaryConv2d
 from bnnzoo.build.network import BinaryNet
 from bnnzoo.errors import ModelError, WeightsError
+from bnnzoo.export.checks import decode_packed_weight, flagged_conv, packed_conv
+from bnnzoo.export.codec import (
+    BITS_SUFFIX,
+    FORMAT,
+    SCALE_SUFFIX,
+    pack_signs,
+    read_packed_file,
+    read_packed_metadata,
+    unpack_signs,
+    write_packed_file,
+)
+from bnnzoo.export.exact_scale import PackedBinaryConv2d, exact_weight_scale
 from bnnzoo.trained import load_state_checked
 
 __all__ = [
@@ -63,76 +73,6 @@ __all__ = [
     "read_packed_metadata",
     "unpack_signs",
 ]
-
-FORMAT = "bnnzoo.packed/1"
-BITS_SUFFIX = ".bits"
-SCALE_SUFFIX = ".scale"
-
-
-# -- bit packing ------------------------------------------------------------------------------
-
-
-def pack_signs(weight: torch.Tensor) -> torch.Tensor:
-    """Pack ``weight >= 0`` per output channel: ``uint8`` of shape ``(O, ceil(n / 8))``, LSB first
-    (``numpy.packbits(bitorder="little")``, zero-padded)."""
-    positive = (weight.detach() >= 0).reshape(weight.shape[0], -1).cpu().numpy()
-    return torch.from_numpy(np.packbits(positive, axis=1, bitorder="little"))
-
-
-def unpack_signs(bits: torch.Tensor, shape: tuple[int, ...] | torch.Size) -> torch.Tensor:
-    """Inverse of :func:`pack_signs`: a float32 tensor of ``shape`` holding ``+1`` and ``-1``."""
-    rows = shape[0]
-    n = 1
-    for size in shape[1:]:
-        n *= size
-    expected = (rows, -(-n // 8))
-    if tuple(bits.shape) != expected or bits.dtype != torch.uint8:
-        raise WeightsError(
-            f"packed bits of shape {tuple(bits.shape)} ({bits.dtype}) do not fit a weight of shape "
-            f"{tuple(shape)}: expected uint8 {expected}"
-        )
-    flags = np.unpackbits(bits.cpu().numpy(), axis=1, count=n, bitorder="little")
-    return torch.from_numpy(flags.astype(np.float32) * 2 - 1).reshape(shape)
-
-
-# -- the exact-scale convolution ---------------------------------------------------------------
-
-
-def exact_weight_scale(w: torch.Tensor) -> torch.Tensor:
-    """``mean|W|`` per output channel, taken exactly (as ``max|W|``) where a channel's ``|W|`` are all equal."""
-    if w.dim() == 1:
-        return w.abs()
-    dims = tuple(range(1, w.dim()))
-    magnitude = w.abs()
-    peak = magnitude.amax(dim=dims, keepdim=True)
-    uniform = magnitude.amin(dim=dims, keepdim=True) == peak
-    return torch.where(uniform, peak, magnitude.mean(dim=dims, keepdim=True))
-
-
-class _ExactSignWeightSTE(SignWeightSTE):
-    """:class:`SignWeightSTE` with :func:`exact_weight_scale` in the forward pass (same backward)."""
-
-    @staticmethod
-    def forward(ctx: Any, w: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(w)
-        return sign(w) * exact_weight_scale(w)
-
-
-class PackedBinaryConv2d(BinaryConv2d):
-    """A :class:`BinaryConv2d` restored from packed bits.
-
-    Identical to BinaryConv2d (same parameters, state dict and gradients), except that the
-    per-channel scale is :func:`exact_weight_scale`: a channel whose latent weights all have the same
-    magnitude (as restored: ``sign * scale``) is scaled by exactly that magnitude, where a float32 mean
-    could be one ulp off. Once training makes the magnitudes differ, it is the ordinary ``mean|W|``.
-    """
-
-    def binarized_weight(self) -> torch.Tensor:
-        w = self.weight
-        if torch.is_grad_enabled() and w.requires_grad:
-            return _ExactSignWeightSTE.apply(w)
-        return sign(w) * exact_weight_scale(w)
-
 
 # -- export --------------------------------------------------------------------------------------
 
@@ -216,54 +156,16 @@ def export_packed(model: nn.Module, path: str | os.PathLike) -> Path:
     metadata = {
         "format": FORMAT,
         "genotype": to_text(model.genotype),
-        "model_args": json.dumps(_model_args(model), sort_keys=True, separators=(",", ":")),
-        "packed": json.dumps(packed, sort_keys=True, separators=(",", ":")),
-        "flags": json.dumps(_flags(model), sort_keys=True, separators=(",", ":")),
+        "model_args": _model_args(model),
+        "packed": packed,
+        "flags": _flags(model),
         "bit_order": "little",
         "bnnzoo_version": __version__,
     }
-    target = Path(path)
-    with atomic_path(target) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
-    return target
+    return write_packed_file(Path(path), tensors, metadata)
 
 
 # -- load ----------------------------------------------------------------------------------------
-
-
-def read_packed_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The decoded metadata of a packed file: ``genotype`` text, ``model_args``, ``packed``, ``flags``."""
-    metadata, _ = _open(Path(path), tensors=False)
-    return metadata
-
-
-def _open(path: Path, tensors: bool) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    if not path.is_file():
-        raise WeightsError(f"{path}: no such packed weights file")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            raw = handle.metadata() or {}
-            keys = list(handle.keys()) if tensors else []  # noqa: SIM118 (safe_open is not a dict)
-            data = {key: handle.get_tensor(key) for key in keys}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise WeightsError(f"{path}: not a valid safetensors file (truncated or corrupt): {exc}") from None
-    if raw.get("format") != FORMAT:
-        found = raw.get("format")
-        what = f"format {found!r}" if found else "no 'format' in its metadata"
-        raise WeightsError(f"{path}: not a bnnzoo packed file ({what}; expected {FORMAT!r})")
-    metadata: dict[str, Any] = {"format": FORMAT, "genotype": raw.get("genotype")}
-    if not isinstance(metadata["genotype"], str):
-        raise WeightsError(f"{path}: the packed file has no genotype in its metadata")
-    for field, default in (("model_args", {}), ("packed", {}), ("flags", {})):
-        try:
-            value = json.loads(raw[field]) if field in raw else default
-        except json.JSONDecodeError as exc:
-            raise WeightsError(f"{path}: metadata '{field}' is not valid JSON: {exc}") from None
-        if not isinstance(value, dict):
-            raise WeightsError(f"{path}: metadata '{field}' must be a JSON object")
-        metadata[field] = value
-    metadata["bnnzoo_version"] = raw.get("bnnzoo_version")
-    return metadata, data
 
 
 def load_packed(path: str | os.PathLike, device: str | torch.device | None = None) -> BinaryNet:
@@ -275,7 +177,7 @@ def load_packed(path: str | os.PathLike, device: str | torch.device | None = Non
     from bnnzoo import dsl
 
     path = Path(path)
-    metadata, data = _open(path, tensors=True)
+    metadata, data = read_packed_file(path, tensors=True)
     genotype = dsl.parse(metadata["genotype"], f"{path} (metadata 'genotype')")
     args = metadata["model_args"]
     unknown = set(args) - {"num_classes", "in_chans", "global_pool", "shortcut"}
@@ -286,36 +188,16 @@ def load_packed(path: str | os.PathLike, device: str | torch.device | None = Non
     state: dict[str, torch.Tensor] = {}
     consumed: set[str] = set()
     for key, entry in metadata["packed"].items():
-        shape = tuple(entry.get("shape", ()))
-        bits_key, scale_key = entry.get("bits", key + BITS_SUFFIX), entry.get("scale", key + SCALE_SUFFIX)
-        for needed in (bits_key, scale_key):
-            if needed not in data:
-                raise WeightsError(f"{path}: packed weight {key} lacks its tensor {needed}")
-        scale = data[scale_key]
-        if len(shape) < 2 or tuple(scale.shape) != shape[:1]:
-            raise WeightsError(
-                f"{path}: {scale_key} has shape {tuple(scale.shape)}, expected ({shape[0] if shape else '?'},) "
-                f"for a weight of shape {shape}"
-            )
-        try:
-            signs = unpack_signs(data[bits_key], shape)
-        except WeightsError as exc:
-            raise WeightsError(f"{path}: {bits_key}: {exc}") from None
-        state[key] = signs.to(scale.dtype) * scale.reshape(-1, *([1] * (len(shape) - 1)))
-        consumed.update((bits_key, scale_key))
+        state[key], names = decode_packed_weight(key, entry, data, path)
+        consumed.update(names)
     state.update({key: value for key, value in data.items() if key not in consumed})
     load_state_checked(model, state, source=str(path))
 
-    packed_modules = {key[: -len(".weight")] for key in metadata["packed"]}
-    for name, module in model.named_modules():
-        if name in packed_modules:
-            if not isinstance(module, BinaryConv2d):
-                raise WeightsError(f"{path}: {name} is packed but is not a binary convolution in the model")
-            module.__class__ = PackedBinaryConv2d
+    modules = dict(model.named_modules())
+    for key in metadata["packed"]:
+        packed_conv(modules, key, path).__class__ = PackedBinaryConv2d
     for name, flags in metadata["flags"].items():
-        module = dict(model.named_modules()).get(name)
-        if not isinstance(module, BinaryConv2d):
-            raise WeightsError(f"{path}: flags for {name}, which is not a binary convolution of the model")
+        module = flagged_conv(modules, name, path)
         module.binary_weights = bool(flags.get("binary_weights", True))
         module.binary_activations = bool(flags.get("binary_activations", True))
     model.eval()

@@ -13,8 +13,8 @@ from typing import Any
 
 from torch import nn
 
-from bnnzoo.build.binary import BinaryConv2d
 from bnnzoo.errors import WeightsError
+from bnnzoo.export.checks import packed_conv
 
 _GEOMETRY = ("shape", "stride", "padding", "dilation", "groups")
 
@@ -48,9 +48,7 @@ def check_against_model(metadata: dict[str, Any], model: nn.Module, path: str | 
     """The metadata's convolution geometry is the built model's."""
     modules = dict(model.named_modules())
     for key, entry in metadata["packed"].items():
-        conv = modules.get(key.removesuffix(".weight"))
-        if not isinstance(conv, BinaryConv2d):
-            raise WeightsError(f"{path}: {key} is packed but is not a binary convolution of the model")
+        conv = packed_conv(modules, key, path)
         built = {
             "shape": list(conv.weight.shape),
             "stride": list(conv.stride),
