@@ -192,7 +192,7 @@ class Planner:
         out = out if out is not None else Tensor.new(Ho, Wo, x.C)
         if out.shape != (Ho, Wo, x.C):
             raise ModelError(f"{name}: output {out.shape} does not fit ({Ho}, {Wo}, {x.C})")
-        self.ops.append(P.Pool(x, mode, k, s, pad, out, accumulate))
+        self.ops.append(P.Pool(x, mode, k, s, pad, out=out, accumulate=accumulate))
         return out
 
     def real_conv(
@@ -203,7 +203,7 @@ class Planner:
             raise ModelError(f"{layer.name}: expects {layer.in_channels} input channels, gets {x.C}")
         Ho, Wo = (conv_size(size, layer.kernel, layer.stride, layer.padding) for size in (x.H, x.W))
         out = Tensor.new(Ho, Wo, layer.out_channels)
-        self.ops.append(P.FConv(x, layer, Ho, Wo, out))
+        self.ops.append(P.FConv(x, layer, Ho, Wo, out=out))
         return out
 
     def elementwise(self, kind: int, dst: Tensor, src: Tensor | None = None) -> Tensor:
@@ -220,7 +220,7 @@ class Planner:
             raise ModelError(f"{layer.name}: expects {layer.in_channels} unpadded input channels, gets {x.C}")
         Ho, Wo = (conv_size(2 * reduced_size(size), layer.kernel, layer.stride, 0) for size in (x.H, x.W))
         out = Tensor.new(Ho, Wo, layer.out_channels)
-        self.ops.append(P.FConv(normed, layer, Ho, Wo, out))  # windows past the edge read zeros
+        self.ops.append(P.FConv(normed, layer, Ho, Wo, out=out))  # windows past the edge read zeros
         return out
 
     # -- modules -----------------------------------------------------------------------------

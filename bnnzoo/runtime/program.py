@@ -297,12 +297,14 @@ class FloatLayer:
     bias: int  # [opad], or -1
 
 
-class _IntoOut:
-    """An op reading ``src`` into ``out``, or adding onto ``out`` with ``accumulate``."""
+@dataclass(eq=False)
+class _IntoOut(Op):
+    """An op reading ``src`` into ``out``, or adding onto ``out`` with ``accumulate`` (both keywords,
+    after the op's own fields)."""
 
     src: Tensor
-    out: Tensor
-    accumulate: bool
+    out: Tensor = field(kw_only=True)
+    accumulate: bool = field(default=False, kw_only=True)
 
     def reads(self) -> Iterator[Buffer]:
         yield self.src.buf
@@ -314,15 +316,12 @@ class _IntoOut:
 
 
 @dataclass(eq=False)
-class FConv(_IntoOut, Op):
+class FConv(_IntoOut):
     """A real-valued convolution, zero padded; ``accumulate`` adds into ``out``."""
 
-    src: Tensor
     layer: FloatLayer
     Ho: int
     Wo: int
-    out: Tensor
-    accumulate: bool = False
 
     def __post_init__(self) -> None:
         k = self.layer.kernel
@@ -350,16 +349,13 @@ class FConv(_IntoOut, Op):
 
 
 @dataclass(eq=False)
-class Pool(_IntoOut, Op):
+class Pool(_IntoOut):
     """Average (``count_include_pad=False``) or max pooling; ``accumulate`` adds into ``out``."""
 
-    src: Tensor
     mode: int
     kernel: int
     stride: int
     pad: int
-    out: Tensor
-    accumulate: bool = False
 
     def __post_init__(self) -> None:
         self.label = f"{'avg' if self.mode == AVG else 'max'} pool {self.kernel}x{self.kernel}"
