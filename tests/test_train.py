@@ -439,3 +439,32 @@ def test_torchrun_two_process_gloo_run(genotypes, tmp_path: Path) -> None:
     state = load_checkpoint(output / "checkpoint")
     assert state["world_size"] == 2 and state["complete"] is True
     assert not [p for p in output.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_teacher_weights_that_do_not_fit_name_the_tensor(genotypes, tmp_path: Path) -> None:
+    """A timm teacher's --teacher-weights are compared key by key and shape by shape before loading."""
+    import timm
+    from safetensors.torch import save_file
+
+    from bnnzoo.train.teacher import build_teacher
+
+    five_classes = timm.create_model("resnet10t", num_classes=5, in_chans=3)
+    save_file(five_classes.state_dict(), str(tmp_path / "teacher.safetensors"))
+    config = tiny_config(genotypes["tiny"], tmp_path / "run", teacher="resnet10t")
+    config.teacher_weights = str(tmp_path / "teacher.safetensors")
+    with pytest.raises(
+        WeightsError, match=r"\(teacher resnet10t\): fc.bias has shape \(5,\) in the weights but \(10,\) in the model"
+    ):
+        build_teacher(config, num_classes=10, in_chans=3, device=torch.device("cpu"))
+    state = five_classes.state_dict()
+    del state["fc.bias"]
+    save_file(
+        {**state, "fc.weight": torch.zeros(10, 512), "extra": torch.zeros(1)}, str(tmp_path / "teacher.safetensors")
+    )
+    with pytest.raises(WeightsError, match=r"the weights do not fit the model: missing fc.bias; unexpected extra"):
+        build_teacher(config, num_classes=10, in_chans=3, device=torch.device("cpu"))
+    state["fc.weight"], state["fc.bias"] = torch.zeros(10, 512), torch.zeros(10)
+    save_file(state, str(tmp_path / "teacher.safetensors"))
+    teacher = build_teacher(config, num_classes=10, in_chans=3, device=torch.device("cpu"))
+    assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+    assert torch.equal(teacher.fc.weight, torch.zeros(10, 512))

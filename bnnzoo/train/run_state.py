@@ -35,7 +35,7 @@ from bnnzoo.train.config import (
     TrainConfig,
     TrainingError,
 )
-from bnnzoo.trained import canonical_text, genotype_name
+from bnnzoo.trained import canonical_text, genotype_name, load_state_checked
 
 RUN_FILES = (METRICS_NAME, FINAL_INFO_NAME, FINAL_WEIGHTS_NAME)  # what a run writes besides its checkpoint
 
@@ -151,10 +151,7 @@ class RunFiles:
                 "the data order differs from an uninterrupted run",
                 stacklevel=2,
             )
-        try:
-            model.load_state_dict(state["model"], strict=True)
-        except RuntimeError as exc:
-            raise WeightsError(f"{self.checkpoint_base}.json: the model state does not fit: {exc}") from None
+        load_state_checked(model, state["model"], f"{self.checkpoint_base}.json")
         return state
 
 

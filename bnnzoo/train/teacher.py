@@ -16,9 +16,9 @@ from torch import nn
 
 from bnnzoo import dsl
 from bnnzoo._checkpoint import load_safetensors
-from bnnzoo.errors import BnnzooError, ModelError, WeightsError
+from bnnzoo.errors import BnnzooError, ModelError
 from bnnzoo.train.config import TrainConfig
-from bnnzoo.trained import apply_weights, load_trained_weights
+from bnnzoo.trained import apply_weights, load_state_checked, load_trained_weights
 
 
 def build_teacher(config: TrainConfig, num_classes: int, in_chans: int, device: torch.device) -> nn.Module:
@@ -63,12 +63,7 @@ def _timm_teacher(config: TrainConfig, num_classes: int, in_chans: int) -> nn.Mo
             if weights_path.suffix != ".safetensors":
                 raise ModelError(f"teacher weights {weights_path}: only .safetensors files are loaded")
             teacher = timm.create_model(name, num_classes=num_classes, in_chans=in_chans)
-            state = load_safetensors(weights_path)
-            try:
-                teacher.load_state_dict(state, strict=True)
-            except RuntimeError as exc:
-                detail = " ".join(str(exc).split())[:600]
-                raise WeightsError(f"{weights_path}: does not fit teacher {name}: {detail}") from None
+            load_state_checked(teacher, load_safetensors(weights_path), f"{weights_path} (teacher {name})")
         else:
             cfg = _pretrained_cfg(name)
             classes = getattr(cfg, "num_classes", None)
