@@ -11,8 +11,9 @@ Used by training (resume-free reads, the teacher), evaluation, the Hub and expor
   dataset, mean/std, image size, recipe);
 * a run folder: its ``final.safetensors``, else its ``checkpoint``.
 
-A state dict saved from a wrapped model (``module.`` from DDP, ``_orig_mod.`` from torch.compile)
-loads as the bare model's. Bad files raise :class:`~bnnzoo.errors.WeightsError`.
+A state dict saved from a wrapped model (``module.`` from DDP, ``_orig_mod.`` from torch.compile,
+in either order) loads as the bare model's: timm's ``clean_state_dict`` strips the prefixes. Bad files
+raise :class:`~bnnzoo.errors.WeightsError`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 
 import torch
 from safetensors.torch import save_file
+from timm.models import clean_state_dict
 from torch import nn
 
 from bnnzoo import dsl
@@ -45,7 +47,6 @@ __all__ = [
     "classifier_hint",
     "load_state_checked",
     "load_trained_weights",
-    "strip_wrappers",
     "write_final_weights",
 ]
 
@@ -53,7 +54,6 @@ RUN_FORMAT = "bnnzoo.train/1"  # a training run's checkpoint state
 FINAL_FORMAT = "bnnzoo.final/1"  # a run's final.json (and the metadata of final.safetensors)
 CHECKPOINT_NAME = "checkpoint"
 FINAL_WEIGHTS_NAME = "final.safetensors"
-WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 _FINAL_METRICS = ("test_top1", "test_top5", "test_loss", "test_samples")
 
 
@@ -99,7 +99,7 @@ def load_trained_weights(path: str | os.PathLike[str]) -> TrainedWeights:
         if not source.exists():
             raise WeightsError(f"{source}: no such checkpoint or weights file")
         raise WeightsError(f"{source}: expected a .safetensors weights file or a checkpoint (.json)")
-    return TrainedWeights(strip_wrappers(load_safetensors(source)), source, "weights")
+    return TrainedWeights(clean_state_dict(load_safetensors(source)), source, "weights")
 
 
 def _from_checkpoint(source: Path) -> TrainedWeights:
@@ -115,7 +115,7 @@ def _from_checkpoint(source: Path) -> TrainedWeights:
     config = state.get("config") if isinstance(state.get("config"), Mapping) else {}
     genotype = state.get("genotype")
     return TrainedWeights(
-        strip_wrappers(model_state),
+        clean_state_dict(model_state),
         source,
         "checkpoint",
         genotype=genotype if isinstance(genotype, str) else None,
@@ -131,7 +131,7 @@ def _from_checkpoint(source: Path) -> TrainedWeights:
 def _from_final(source: Path, meta: dict[str, Any]) -> TrainedWeights:
     recipe = meta.get("recipe")
     return TrainedWeights(
-        strip_wrappers(load_safetensors(source)),
+        clean_state_dict(load_safetensors(source)),
         source,
         "final",
         genotype=meta.get("genotype") if isinstance(meta.get("genotype"), str) else None,
@@ -179,15 +179,6 @@ def _floats(value: Any) -> tuple[float, ...] | None:
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float)) for v in value):
         return tuple(float(v) for v in value)
     return None
-
-
-def strip_wrappers(state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """A state dict without the ``module.`` / ``_orig_mod.`` prefix that every key of a wrapped model has."""
-    state = dict(state)
-    for prefix in WRAPPER_PREFIXES:
-        if state and all(key.startswith(prefix) for key in state):
-            state = {key[len(prefix) :]: value for key, value in state.items()}
-    return state
 
 
 def write_final_weights(model: nn.Module, path: str | os.PathLike[str]) -> Path:

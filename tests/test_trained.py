@@ -33,7 +33,7 @@ def assert_same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) ->
     assert all(torch.equal(a[key], b[key]) for key in a)
 
 
-@pytest.mark.parametrize("prefix", ["module.", "_orig_mod."])
+@pytest.mark.parametrize("prefix", ["module.", "_orig_mod.", "_orig_mod.module.", "module._orig_mod."])
 def test_a_wrapped_state_dict_loads_as_the_bare_model_in_every_reader(tmp_path, model, prefix) -> None:
     state = bare_state(model)
     path = tmp_path / "weights.safetensors"
