@@ -99,6 +99,7 @@ from bnnzoo._atomic import atomic_write_text
 from bnnzoo._checkpoint import save_checkpoint
 from bnnzoo._distributed import DistInfo, all_reduce_sum, init_distributed
 from bnnzoo._interrupt import StopRequest
+from bnnzoo._progress import progress_bar
 from bnnzoo.build.binary import BinaryConv2d, set_binary_weights
 from bnnzoo.errors import DataError
 from bnnzoo.train.config import (
@@ -339,11 +340,12 @@ class TrainingRun:
         )
         sums = sums_tensor(progress.sums, self.device)
         started = time.perf_counter() - progress.seconds
-        bar = _progress_bar(
+        bar = progress_bar(
             self.show_progress,
             total=self.steps_per_epoch,
-            initial=progress.batches,
             desc=f"step {self.phase} epoch {epoch + 1}/{config.epochs}",
+            unit="batch",
+            initial=progress.batches,
         )
         try:
             for images, labels in loader:
@@ -373,15 +375,14 @@ class TrainingRun:
                 progress.sums = sums  # type: ignore[assignment]  # a tensor until the epoch ends
                 progress.seconds = time.perf_counter() - started
                 self.in_update = False
-                if bar is not None:
+                if self.show_progress:  # (the sums' tolist() waits for the device)
                     loss_sum, correct_sum, seen = sums.tolist()
                     bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct_sum / seen:.3f}", refresh=False)
                     bar.update(1)
                 if self._should_stop():
                     raise KeyboardInterrupt
         finally:  # in_update stays True when a step was cut short: that state must not be saved
-            if bar is not None:
-                bar.close()
+            bar.close()
         self._end_epoch(time.perf_counter() - started)
 
     def _end_epoch(self, seconds: float) -> None:
@@ -583,11 +584,3 @@ def _dataset_classes(dataset: Dataset[Any], default: int) -> int:
     if classes:
         return len(classes)
     return int(getattr(base, "num_classes", default))
-
-
-def _progress_bar(enabled: bool, **kwargs: Any) -> Any:
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(unit="batch", dynamic_ncols=True, leave=False, file=sys.stderr, **kwargs)
