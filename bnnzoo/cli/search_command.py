@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from bnnzoo.cli.parsing import add_command, hidden_alias
 from bnnzoo.errors import SearchError
-from bnnzoo.search.config import SearchConfig
+from bnnzoo.search.config import OP_NORMS, SearchConfig
 
 _SUFFIXES = {"k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9}
 
@@ -83,6 +83,12 @@ def add_space_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-steps", type=int, help="at most N steps per epoch")
     p.add_argument("--image-size", type=int, default=None, help="input size (default 32: Fashion-MNIST padded from 28)")
     p.add_argument("--channels", type=int, default=16, help="bnas: initial channels")
+    p.add_argument(
+        "--op-norm",
+        default=SearchConfig.op_norm,
+        choices=OP_NORMS,
+        help="bnas: balance the mixed ops by 1/sqrt(fan_in) kernels, or by DARTS's per-op BatchNorm",
+    )
     p.add_argument("--layers", type=int, default=8, help="bnas: number of cells")
     p.add_argument("--widths", type=ints, default=(16, 24, 32, 64), help="mbconv: stage widths")
     p.add_argument("--depths", type=ints, default=(1, 2, 2, 2), help="mbconv: layers per stage")
@@ -142,6 +148,7 @@ def search_settings(args: argparse.Namespace) -> dict:
         max_steps=args.max_steps,
         image_size=args.image_size,
         channels=args.channels,
+        op_norm=args.op_norm,
         layers=args.layers,
         widths=args.widths,
         depths=args.depths,

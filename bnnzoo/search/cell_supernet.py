@@ -8,10 +8,14 @@ kernels: 3x3 into the centre of a 5x5 kernel, and the dilated 3x3 into the centr
 two convolutions per state instead of four per edge, and the pools run once per state.
 
 This is exact for the mixture of binary convolutions without a per-op BatchNorm. DARTS puts a
-parameter-free BatchNorm after each op to balance their scales; here each op's binarized kernel
-is instead scaled by ``1 / sqrt(fan_in)``, a fixed normalisation that keeps the sum linear (our
-choice; see docs/search.md). Preprocessing, the cell-level residual and the macro structure are
-those of the final networks (`bnnzoo/build/cells.py`).
+parameter-free BatchNorm after each op to balance their scales; by default (``op_norm="scale"``)
+each op's binarized kernel is instead scaled by ``1 / sqrt(fan_in)``, a fixed normalisation that
+keeps the sum linear, so the four convolutions stay one. ``op_norm="batchnorm"`` is DARTS's way:
+the four kernels run as separate output channels of the same two convolutions, and every op's
+output, pools included, goes through a BatchNorm without affine parameters (batch statistics,
+no running buffers) before it is mixed. It costs two to four times the convolution work (see
+docs/search.md for what each gives). Preprocessing, the cell-level residual and the macro
+structure are those of the final networks (`bnnzoo/build/cells.py`).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ OP_INDEX = {name: index for index, name in enumerate(BNAS_OPS)}
 _MAX, _AVG = OP_INDEX["max_pool_3x3"], OP_INDEX["avg_pool_3x3"]
 _CONV3, _CONV5 = OP_INDEX["bin_conv_3x3"], OP_INDEX["bin_conv_5x5"]
 _DIL3, _DIL5 = OP_INDEX["bin_dil_conv_3x3"], OP_INDEX["bin_dil_conv_5x5"]
+OP_NORMS = ("scale", "batchnorm")
 
 
 def edge_index(node: int, source: int) -> int:
@@ -55,8 +60,13 @@ class MixedCell(nn.Module):
         reduction_prev: bool,
         residual: bool,
         nodes: int = 4,
+        op_norm: str = "scale",
+        centre_inputs: bool = True,
     ) -> None:
         super().__init__()
+        if op_norm not in OP_NORMS:
+            raise ValueError(f"op_norm must be one of {OP_NORMS}, got {op_norm!r}")
+        self.op_norm, self.centre_inputs = op_norm, centre_inputs
         self.reduction = reduction
         self.channels = channels
         self.nodes = nodes
@@ -103,8 +113,52 @@ class MixedCell(nn.Module):
         dilated[:, :, 1:4, 1:4] += columns[:, 2] * SignSTE.apply(self.wd3[source])
         return plain, dilated
 
+    def _binarized(self, source: int, x: torch.Tensor) -> torch.Tensor:
+        """The sign of state ``source`` for its edges' binary convs. With ``centre_inputs`` it is taken
+        after a BatchNorm without affine parameters, as the built cells' BN-sign-conv units do: the
+        states come out of ReLUs, so a bare sign with a zero-initialised threshold would see +1
+        everywhere and every binary conv would start as a constant."""
+        if self.centre_inputs:
+            x = F.batch_norm(x, None, None, training=True)
+        return binarize_activation(x - self.thresholds[source])
+
+    def _normalized_ops(self, source: int, x: torch.Tensor, stride: int) -> list[torch.Tensor]:
+        """``op_norm="batchnorm"``: each op of each edge leaving ``source``, batch-normalised without
+        affine parameters; six tensors of ``len(targets) * channels`` channels, in BNAS_OPS order
+        (max, avg, conv3, conv5, dil3, dil5)."""
+        xb = F.pad(self._binarized(source, x), (4, 4, 4, 4), value=1.0)
+        plain = torch.cat([F.pad(SignSTE.apply(self.w3[source]), (1, 1, 1, 1)), SignSTE.apply(self.w5[source])])
+        dilated = torch.cat([F.pad(SignSTE.apply(self.wd3[source]), (1, 1, 1, 1)), SignSTE.apply(self.wd5[source])])
+        conv3, conv5 = F.conv2d(xb[:, :, 2:-2, 2:-2], plain, stride=stride).chunk(2, dim=1)
+        dil3, dil5 = F.conv2d(xb, dilated, stride=stride, dilation=2).chunk(2, dim=1)
+        edges = len(self.targets[source])
+        max_pooled = F.max_pool2d(x, 3, stride, 1).repeat(1, edges, 1, 1)
+        avg_pooled = F.avg_pool2d(x, 3, stride, 1, count_include_pad=False).repeat(1, edges, 1, 1)
+        ops = (max_pooled, avg_pooled, conv3, conv5, dil3, dil5)
+        return [F.batch_norm(op, None, None, training=True) for op in ops]
+
+    def _forward_batchnorm(self, states: list[torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
+        partial: list[torch.Tensor | float] = [0.0] * self.nodes
+        c = self.channels
+        mixed = (_MAX, _AVG, _CONV3, _CONV5, _DIL3, _DIL5)
+        for source, targets in enumerate(self.targets):
+            if source >= CELL_INPUTS:
+                states.append(partial[source - CELL_INPUTS])
+            stride = 2 if self.reduction and source < CELL_INPUTS else 1
+            edge_weights = weights[getattr(self, f"edges{source}")]
+            ops = self._normalized_ops(source, states[source], stride)
+            for slot, node in enumerate(targets):
+                w = edge_weights[slot]
+                for op_index, op in zip(mixed, ops):
+                    partial[node] = partial[node] + w[op_index] * op[:, slot * c : (slot + 1) * c]
+        states.append(partial[-1])
+        return torch.cat(states[CELL_INPUTS:], dim=1)
+
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
+        if self.op_norm == "batchnorm":
+            out = self._forward_batchnorm(states, weights)
+            return out if self.residual is None else out + self.residual(s1)
         partial: list[torch.Tensor | float] = [0.0] * self.nodes
         c = self.channels
         for source, targets in enumerate(self.targets):
@@ -114,7 +168,7 @@ class MixedCell(nn.Module):
             stride = 2 if self.reduction and source < CELL_INPUTS else 1
             edge_weights = weights[getattr(self, f"edges{source}")]
             plain, dilated = self._mixed_kernels(source, edge_weights)
-            xb = F.pad(binarize_activation(x - self.thresholds[source]), (4, 4, 4, 4), value=1.0)
+            xb = F.pad(self._binarized(source, x), (4, 4, 4, 4), value=1.0)
             convs = F.conv2d(xb[:, :, 2:-2, 2:-2], plain, stride=stride) + F.conv2d(
                 xb, dilated, stride=stride, dilation=2
             )
@@ -144,6 +198,8 @@ class CellSupernet(nn.Module):
         nodes: int = 4,
         stem_multiplier: int = 3,
         input_size: int = 32,
+        op_norm: str = "scale",
+        centre_inputs: bool = True,
     ) -> None:
         super().__init__()
         from bnnzoo.search.mixing import ArchParameters
@@ -160,7 +216,9 @@ class CellSupernet(nn.Module):
         for index in range(layers):
             reduction = index in self.reductions
             width = width * 2 if reduction else width
-            cell = MixedCell(prev_prev, prev, width, reduction, reduction_prev, index > 0, nodes)
+            cell = MixedCell(
+                prev_prev, prev, width, reduction, reduction_prev, index > 0, nodes, op_norm, centre_inputs
+            )
             self.cells.append(cell)
             prev_prev, prev, reduction_prev = prev, cell.out_channels, reduction
         self.pool = nn.AdaptiveAvgPool2d(1)

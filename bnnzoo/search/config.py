@@ -9,6 +9,7 @@ from bnnzoo.errors import SearchError
 
 SEARCH_SPACES = ("mbconv", "bnas")
 ARCH_SCHEDULES = ("cosine", "constant")
+OP_NORMS = ("scale", "batchnorm")  # bnnzoo/search/cell_supernet.py
 DARTS_ARCH_LR = 3e-4  # DARTS's Adam rate for alpha (REFERENCE.md)
 DARTS_ARCH_TRAVEL = DARTS_ARCH_LR * 50 * 391  # lr x steps of a DARTS search: 50 epochs of 391 steps
 MAX_AUTO_ARCH_LR = 0.3
@@ -32,6 +33,8 @@ class SearchConfig:
     # BNAS macro (bnas space)
     channels: int = 16
     layers: int = 8
+    op_norm: str = "scale"  # how the mixed ops are balanced: 1/sqrt(fan_in) kernels, or DARTS's per-op BatchNorm
+    centre_inputs: bool = True  # binarize the cell states after a BatchNorm, as the built cells do
     # MBConv skeleton (mbconv space)
     widths: tuple[int, ...] = (16, 24, 32, 64)
     depths: tuple[int, ...] = (1, 2, 2, 2)
@@ -108,6 +111,10 @@ class SearchConfig:
             value = getattr(self, name)
             if value is not None and not 0 < value <= 100:
                 raise SearchError(f"--{name.replace('_', '-')} must be in (0, 100], got {value}")
+        if self.op_norm not in OP_NORMS:
+            raise SearchError(f"unknown --op-norm '{self.op_norm}'; use {' or '.join(OP_NORMS)}")
+        if self.space == "mbconv" and self.op_norm != "scale":
+            raise SearchError("--op-norm applies to the bnas space; the mbconv supernet's blocks have their own BN")
         if self.space == "mbconv":
             self._validate_stages()
         if self.target_ops is not None and self.target_ops <= 0:

@@ -70,7 +70,15 @@ class SearchResult:
 
 def build_supernet(config: SearchConfig, in_chans: int, num_classes: int, image_size: int) -> nn.Module:
     if config.space == "bnas":
-        return CellSupernet(config.channels, config.layers, num_classes, in_chans, input_size=image_size)
+        return CellSupernet(
+            config.channels,
+            config.layers,
+            num_classes,
+            in_chans,
+            input_size=image_size,
+            op_norm=config.op_norm,
+            centre_inputs=config.centre_inputs,
+        )
     return MBConvSupernet(
         config.widths,
         config.depths,
