@@ -100,6 +100,7 @@ def search_config(space: str, seed: int, eps: tuple[float, float], output: Path,
         image_size=args.image_size,
         eps_a=eps[0],
         eps_w=eps[1],
+        op_norm=args.op_norm if space == "bnas" else "scale",
         seed=seed,
         device=args.device,
         output=str(output),
@@ -199,6 +200,7 @@ def main() -> None:
     parser.add_argument("--random", type=int, default=8)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("-o", "--output", default="runs/search_vs_random")
+    parser.add_argument("--op-norm", default="scale", help="bnas supernet: scale (default) or batchnorm (DARTS)")
     parser.add_argument("--reuse", metavar="DIR", help="take the searched genotypes of an earlier run in DIR")
     for name, value in PRESETS["cpu"].items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=None, help=f"(cpu preset: {value})")
