@@ -13,7 +13,7 @@ each op's binarized kernel is instead scaled by ``1 / sqrt(fan_in)``, a fixed no
 keeps the sum linear, so the four convolutions stay one. ``op_norm="batchnorm"`` is DARTS's way:
 the four kernels run as separate output channels of the same two convolutions, and every op's
 output, pools included, goes through a BatchNorm without affine parameters (batch statistics,
-no running buffers) before it is mixed. It costs two to four times the convolution work (see
+no running buffers) before it is mixed. Its convolutions have twice the output channels (see
 docs/search.md for what each gives). Preprocessing, the cell-level residual and the macro
 structure are those of the final networks (`bnnzoo/build/cells.py`).
 """
