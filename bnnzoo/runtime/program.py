@@ -11,6 +11,7 @@ Nothing reaches C++ that :func:`validate` has not passed.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -104,7 +105,7 @@ _NO_BITS = [-1, 0, 0, 0, 0]
 
 
 @dataclass(eq=False)
-class Op:
+class Op(ABC):
     """An op of the plan; ``label`` and ``macs`` describe it for profiles."""
 
     label: str = field(default="", init=False)
@@ -116,8 +117,9 @@ class Op:
     def writes(self) -> Iterator[Buffer]:
         return iter(())
 
+    @abstractmethod
     def fields(self) -> list[int]:
-        raise NotImplementedError
+        """The op's record in the engine's program (its kind, then its operands)."""
 
 
 @dataclass(eq=False)

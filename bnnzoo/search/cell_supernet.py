@@ -31,12 +31,12 @@ from bnnzoo.build.cell_ops import ReductionResidual, preprocessing
 from bnnzoo.build.units import RealStem
 from bnnzoo.dsl.construct import default_reductions
 from bnnzoo.dsl.spaces import BNAS_OPS, CELL_INPUTS
+from bnnzoo.search.config import OP_NORMS
 
 OP_INDEX = {name: index for index, name in enumerate(BNAS_OPS)}
 _MAX, _AVG = OP_INDEX["max_pool_3x3"], OP_INDEX["avg_pool_3x3"]
 _CONV3, _CONV5 = OP_INDEX["bin_conv_3x3"], OP_INDEX["bin_conv_5x5"]
 _DIL3, _DIL5 = OP_INDEX["bin_dil_conv_3x3"], OP_INDEX["bin_dil_conv_5x5"]
-OP_NORMS = ("scale", "batchnorm")
 
 
 def edge_index(node: int, source: int) -> int:
@@ -137,48 +137,37 @@ class MixedCell(nn.Module):
         ops = (max_pooled, avg_pooled, conv3, conv5, dil3, dil5)
         return [F.batch_norm(op, None, None, training=True) for op in ops]
 
-    def _forward_batchnorm(self, states: list[torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
-        partial: list[torch.Tensor | float] = [0.0] * self.nodes
+    def _edge_terms(self, source: int, x: torch.Tensor, stride: int, edge_weights: torch.Tensor):
+        """For each edge leaving ``source`` (in ``targets`` order), the weighted op outputs whose sum
+        is the edge's mixture, in the order they are added."""
         c = self.channels
-        mixed = (_MAX, _AVG, _CONV3, _CONV5, _DIL3, _DIL5)
-        for source, targets in enumerate(self.targets):
-            if source >= CELL_INPUTS:
-                states.append(partial[source - CELL_INPUTS])
-            stride = 2 if self.reduction and source < CELL_INPUTS else 1
-            edge_weights = weights[getattr(self, f"edges{source}")]
-            ops = self._normalized_ops(source, states[source], stride)
-            for slot, node in enumerate(targets):
-                w = edge_weights[slot]
-                for op_index, op in zip(mixed, ops):
-                    partial[node] = partial[node] + w[op_index] * op[:, slot * c : (slot + 1) * c]
-        states.append(partial[-1])
-        return torch.cat(states[CELL_INPUTS:], dim=1)
+        if self.op_norm == "batchnorm":
+            ops = list(zip((_MAX, _AVG, _CONV3, _CONV5, _DIL3, _DIL5), self._normalized_ops(source, x, stride)))
+            return [
+                [w[index] * op[:, slot * c : (slot + 1) * c] for index, op in ops]
+                for slot, w in enumerate(edge_weights)
+            ]
+        plain, dilated = self._mixed_kernels(source, edge_weights)
+        xb = F.pad(self._binarized(source, x), (4, 4, 4, 4), value=1.0)
+        convs = F.conv2d(xb[:, :, 2:-2, 2:-2], plain, stride=stride) + F.conv2d(xb, dilated, stride=stride, dilation=2)
+        max_pooled = F.max_pool2d(x, 3, stride, 1)
+        avg_pooled = F.avg_pool2d(x, 3, stride, 1, count_include_pad=False)
+        return [
+            [convs[:, slot * c : (slot + 1) * c], w[_MAX] * max_pooled, w[_AVG] * avg_pooled]
+            for slot, w in enumerate(edge_weights)
+        ]
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
-        if self.op_norm == "batchnorm":
-            out = self._forward_batchnorm(states, weights)
-            return out if self.residual is None else out + self.residual(s1)
         partial: list[torch.Tensor | float] = [0.0] * self.nodes
-        c = self.channels
         for source, targets in enumerate(self.targets):
             if source >= CELL_INPUTS:
                 states.append(partial[source - CELL_INPUTS])  # this node has all its inputs now
-            x = states[source]
             stride = 2 if self.reduction and source < CELL_INPUTS else 1
             edge_weights = weights[getattr(self, f"edges{source}")]
-            plain, dilated = self._mixed_kernels(source, edge_weights)
-            xb = F.pad(self._binarized(source, x), (4, 4, 4, 4), value=1.0)
-            convs = F.conv2d(xb[:, :, 2:-2, 2:-2], plain, stride=stride) + F.conv2d(
-                xb, dilated, stride=stride, dilation=2
-            )
-            max_pooled = F.max_pool2d(x, 3, stride, 1)
-            avg_pooled = F.avg_pool2d(x, 3, stride, 1, count_include_pad=False)
-            for slot, node in enumerate(targets):
-                w = edge_weights[slot]
-                partial[node] = (
-                    partial[node] + convs[:, slot * c : (slot + 1) * c] + w[_MAX] * max_pooled + w[_AVG] * avg_pooled
-                )
+            for node, terms in zip(targets, self._edge_terms(source, states[source], stride, edge_weights)):
+                for term in terms:
+                    partial[node] = partial[node] + term
         states.append(partial[-1])
         out = torch.cat(states[CELL_INPUTS:], dim=1)
         return out if self.residual is None else out + self.residual(s1)
